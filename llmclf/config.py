@@ -1,0 +1,248 @@
+"""Run configurations: one dataclass per notebook, its fields equal to the notebook's parameters cell.
+
+As in peft's LoraConfig, every field carries its help text in `metadata["help"]`. Types are checked and values
+validated in `__post_init__`, so a bad parameter fails before any data is read or any model is loaded, and
+`from_dict` refuses unknown names with the list of known ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def param(default, help: str, choices: tuple | None = None):
+    meta = {"help": help}
+    if choices is not None:
+        meta["choices"] = choices
+    if isinstance(default, (list, dict)):
+        return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+def _check_type(name: str, value, annotation) -> object:
+    """Check `value` against a (simple) annotation; ints are accepted where floats are expected."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        errors = []
+        for arg in args:
+            try:
+                return _check_type(name, value, arg)
+            except ConfigError as e:
+                errors.append(str(e))
+        names = " or ".join(getattr(a, "__name__", str(a)) for a in args)
+        raise ConfigError(f"parameter {name!r} must be {names}, got {value!r} ({type(value).__name__})")
+    if annotation is type(None):
+        if value is None:
+            return None
+        raise ConfigError(f"parameter {name!r} must be None, got {value!r}")
+    if origin is list:
+        if isinstance(value, tuple):
+            value = list(value)
+        if not isinstance(value, list):
+            raise ConfigError(f"parameter {name!r} must be a list, got {value!r} ({type(value).__name__})")
+        return [_check_type(f"{name}[{i}]", v, args[0]) for i, v in enumerate(value)] if args else value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"parameter {name!r} must be a mapping, got {value!r} ({type(value).__name__})")
+        return value
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"parameter {name!r} must be a number, got {value!r} ({type(value).__name__})")
+        return float(value)
+    if annotation is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"parameter {name!r} must be an integer, got {value!r} ({type(value).__name__})")
+        return value
+    if annotation in (str, bool):
+        if not isinstance(value, annotation):
+            raise ConfigError(
+                f"parameter {name!r} must be {annotation.__name__}, got {value!r} ({type(value).__name__})"
+            )
+        return value
+    return value
+
+
+@dataclass
+class Config:
+    """Base class: type checking, choices, and construction from a parameters mapping."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            value = _check_type(f.name, getattr(self, f.name), hints[f.name])
+            choices = f.metadata.get("choices")
+            if choices is not None:
+                for v in value if isinstance(value, list) else [value]:
+                    if v not in choices:
+                        raise ConfigError(f"parameter {f.name!r} = {v!r} is not one of {list(choices)}")
+            object.__setattr__(self, f.name, value)
+        self.validate()
+
+    def validate(self) -> None:
+        """Cross-field checks; subclasses extend."""
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, params: dict) -> "Config":
+        unknown = sorted(set(params) - set(cls.field_names()))
+        if unknown:
+            raise ConfigError(
+                f"unknown parameter(s) {unknown} for {cls.__name__}; known parameters: {cls.field_names()}"
+            )
+        return cls(**params)
+
+    @classmethod
+    def from_namespace(cls, namespace: dict) -> "Config":
+        """Build from a notebook's globals: picks exactly the config's fields (the parameters cell's names)."""
+        missing = [n for n in cls.field_names() if n not in namespace]
+        if missing:
+            raise ConfigError(f"the parameters cell does not define {missing} needed by {cls.__name__}")
+        return cls(**{n: namespace[n] for n in cls.field_names()})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def help(cls) -> str:
+        lines = [cls.__name__ + ":"]
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+            choices = f" (one of {list(f.metadata['choices'])})" if "choices" in f.metadata else ""
+            lines.append(f"  {f.name} = {default!r}{choices}\n      {f.metadata.get('help', '')}")
+        return "\n".join(lines)
+
+
+@dataclass
+class DataParams(Config):
+    """Which task a run uses. Shared by every notebook."""
+
+    dataset: str = param("bbc-news", "Built-in data set name (bbc-news) or a path to a CSV / JSON Lines / Parquet "
+                         "file, or to a folder of train/validation/test files.")
+    text_fields: list[str] = param(["text"], "Column(s) holding the text; several are joined with a newline.")
+    label_field: str = param("label", "Column holding the label (single-label) or labels (multi-label).")
+    multi_label: bool = param(False, "Whether an example can carry several labels.")
+    label_separator: str = param(",", "Separator of labels in a string column, for multi-label data.")
+    max_train: int | None = param(None, "Cap on training examples (stratified); None for all.")
+    max_eval: int | None = param(None, "Cap on validation and on test examples each (stratified); None for all.")
+    split_seed: int = param(0, "Seed of the train/validation/test split when the source has none.")
+
+    def validate(self):
+        super().validate()
+        for name in ("max_train", "max_eval"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                raise ConfigError(f"parameter {name!r} must be a positive integer or None, got {v}")
+        if not self.text_fields:
+            raise ConfigError("parameter 'text_fields' must name at least one column")
+
+    def task_kwargs(self) -> dict:
+        return dict(text_fields=self.text_fields, label_field=self.label_field, multi_label=self.multi_label,
+                    label_separator=self.label_separator, max_train=self.max_train, max_eval=self.max_eval,
+                    split_seed=self.split_seed)
+
+
+@dataclass
+class RunParams(Config):
+    """Where a run writes; set by `llmclf run`, empty when a person runs the notebook by hand."""
+
+    run_dir: str = param("", "Folder for record.json and predictions.parquet; empty: record nothing to disk.")
+
+
+@dataclass
+class TrainParams(Config):
+    """What every fine-tuning approach shares: transformers' Trainer settings."""
+
+    seed: int = param(0, "Seed of model initialization and data order.")
+    learning_rate: float = param(2e-4, "Peak learning rate (AdamW, linear decay).")
+    epochs: float = param(1.0, "Training epochs.")
+    batch_size: int = param(8, "Examples per device step.")
+    grad_accum: int = param(1, "Gradient accumulation steps.")
+    warmup_ratio: float = param(0.1, "Share of steps spent warming the learning rate up.")
+    weight_decay: float = param(0.0, "AdamW weight decay.")
+    max_length: int = param(128, "Tokens kept per text (longer texts are truncated).")
+    eval_batch_size: int = param(16, "Examples per inference step.")
+
+    def validate(self):
+        super().validate()
+        for name in ("batch_size", "grad_accum", "max_length", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"parameter {name!r} must be >= 1, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"parameter 'learning_rate' must be > 0, got {self.learning_rate}")
+        if not self.epochs > 0:
+            raise ConfigError(f"parameter 'epochs' must be > 0, got {self.epochs}")
+        if not 0 <= self.warmup_ratio < 1:
+            raise ConfigError(f"parameter 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+
+
+QUANTIZATIONS = ("none", "8bit", "4bit")
+DTYPES = ("float32", "bfloat16")
+
+
+@dataclass
+class LoraParams(Config):
+    """LoRA adapters on a (possibly quantized) base, shared by the embedding head and instruction tuning."""
+
+    use_lora: bool = param(True, "Train LoRA adapters (True) or every weight of the base (False).")
+    lora_r: int = param(8, "LoRA rank.")
+    lora_alpha: int = param(16, "LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = param(0.05, "Dropout on the LoRA input.")
+    lora_target_modules: list[str] = param(["q_proj", "k_proj", "v_proj", "o_proj"],
+                                           "Module names that get adapters; ['all-linear'] for every linear layer.")
+    quantization: str = param("none", "Quantization of the frozen base (bitsandbytes); 4bit is NF4 (QLoRA).",
+                              choices=QUANTIZATIONS)
+    dtype: str = param("float32", "Compute dtype of the base model.", choices=DTYPES)
+
+    def validate(self):
+        super().validate()
+        if self.lora_r < 1:
+            raise ConfigError(f"parameter 'lora_r' must be >= 1, got {self.lora_r}")
+        if not 0 <= self.lora_dropout < 1:
+            raise ConfigError(f"parameter 'lora_dropout' must be in [0, 1), got {self.lora_dropout}")
+        if self.quantization != "none" and not self.use_lora:
+            raise ConfigError("a quantized base cannot be fully fine-tuned: set use_lora=True or quantization='none'")
+
+
+@dataclass
+class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
+    """notebooks/10_embedding_head.ipynb: a classification head on a causal LM's pooled hidden state."""
+
+    model: str = param("smollm2-135m", "Packaged model name, Hugging Face id or local folder.")
+    pooling: str = param("last", "Hidden state the head reads: the last real token, or the mean over tokens.",
+                         choices=("last", "mean"))
+    threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
+                           choices=("validation", "0.5"))
+    trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+
+
+@dataclass
+class ReportConfig(Config):
+    """notebooks/90_report.ipynb: the study's records into tables and plots."""
+
+    study: str = param("default", "Study name: the records are read from runs/<study>/.")
+    runs_root: str = param("runs", "Folder holding one folder per study.")
+    notebook_links: str = param("runs", "Folder (relative to the report) of the rendered run notebooks.")
+
+
+NOTEBOOK_CONFIGS: dict[str, type[Config]] = {
+    "10_embedding_head": EmbeddingHeadConfig,
+    "90_report": ReportConfig,
+}
+
+
+def config_for(notebook: str) -> type[Config]:
+    stem = notebook.rsplit("/", 1)[-1].removesuffix(".ipynb")
+    if stem not in NOTEBOOK_CONFIGS:
+        raise ConfigError(f"unknown notebook {notebook!r}; known notebooks: {sorted(NOTEBOOK_CONFIGS)}")
+    return NOTEBOOK_CONFIGS[stem]

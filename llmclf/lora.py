@@ -1,0 +1,65 @@
+"""Loading a base model with optional bitsandbytes quantization and wrapping it in LoRA adapters (peft).
+
+Shared by every approach that fine-tunes a transformer, so that 'LoRA r=8 on a 4-bit base' means the same thing
+for the embedding head, instruction tuning and the encoder baseline.
+"""
+
+from __future__ import annotations
+
+import torch
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+
+
+def quantization_config(quantization: str, dtype: str):
+    from transformers import BitsAndBytesConfig
+
+    if quantization == "none":
+        return None
+    if quantization == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=DTYPES[dtype])
+    if quantization == "8bit":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    raise ValueError(f"quantization must be one of none, 8bit, 4bit; got {quantization!r}")
+
+
+def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype: str = "float32",
+                    trust_remote_code: bool = False, **kwargs):
+    """`auto_class.from_pretrained` with the study's quantization and dtype; safetensors only (no pickles)."""
+    qconfig = quantization_config(quantization, dtype)
+    extra = {"quantization_config": qconfig} if qconfig is not None else {}
+    if torch.cuda.is_available():
+        extra["device_map"] = {"": 0}
+    return auto_class.from_pretrained(path, dtype=DTYPES[dtype], use_safetensors=True,
+                                      trust_remote_code=trust_remote_code, **extra, **kwargs)
+
+
+def wrap_lora(model, cfg, task_type: str, modules_to_save: list[str] | None = None):
+    """Add LoRA adapters per `cfg` (a LoraParams); with use_lora False, every weight trains (quantization 'none')."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    if not cfg.use_lora:
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    if cfg.quantization != "none":
+        # Casts the norms to float32 and makes the inputs require grad, so gradients reach the adapters.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    targets = cfg.lora_target_modules
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules="all-linear" if targets == ["all-linear"] else targets,
+                      task_type=task_type, modules_to_save=modules_to_save)
+    return get_peft_model(model, lora)
+
+
+def count_parameters(model) -> tuple[int, int]:
+    """(trainable, total); counts a 4-bit weight's packed storage as the parameters it holds, as peft does."""
+    if hasattr(model, "get_nb_trainable_parameters"):
+        return tuple(int(v) for v in model.get_nb_trainable_parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return int(trainable), int(sum(p.numel() for p in model.parameters()))
+
+
+def device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,60 @@
+"""Metrics from probabilities: the same code for every approach, which never asks who made the scores."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
+
+
+def predict_labels(proba: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
+    """Single-label: the argmax index per row. Multi-label: a 0/1 indicator matrix at `threshold`."""
+    if multi_label:
+        return (proba >= threshold).astype(np.int8)
+    return proba.argmax(axis=1)
+
+
+def tune_threshold(y_true: np.ndarray, proba: np.ndarray, grid: np.ndarray | None = None) -> float:
+    """The global threshold that maximizes micro F1 on (validation) data; ties go to the one nearest 0.5."""
+    grid = np.round(np.arange(0.05, 0.951, 0.05), 2) if grid is None else grid
+    scores = [f1_score(y_true, (proba >= t).astype(np.int8), average="micro", zero_division=0) for t in grid]
+    best = max(scores)
+    candidates = [t for t, s in zip(grid, scores) if s == best]
+    return float(min(candidates, key=lambda t: abs(t - 0.5)))
+
+
+def classification_metrics(y_true: np.ndarray, proba: np.ndarray, labels: list[str], multi_label: bool,
+                           threshold: float = 0.5) -> dict:
+    """Accuracy, micro/macro/weighted F1, per-label F1; for multi-label also P@1 and subset accuracy.
+
+    `y_true`: (n,) label indices for single-label, (n, L) 0/1 for multi-label; `proba`: (n, L).
+    """
+    proba = np.asarray(proba, dtype=float)
+    if proba.shape != (len(y_true), len(labels)):
+        raise ValueError(f"probabilities have shape {proba.shape}, expected {(len(y_true), len(labels))}")
+    y_pred = predict_labels(proba, multi_label, threshold)
+    label_ids = list(range(len(labels)))
+    kw = {} if multi_label else {"labels": label_ids}
+    out = {
+        "n": int(len(y_true)),
+        "f1_micro": float(f1_score(y_true, y_pred, average="micro", zero_division=0, **kw)),
+        "f1_macro": float(f1_score(y_true, y_pred, average="macro", zero_division=0, **kw)),
+        "f1_weighted": float(f1_score(y_true, y_pred, average="weighted", zero_division=0, **kw)),
+    }
+    _, _, per_label, support = precision_recall_fscore_support(y_true, y_pred, average=None, zero_division=0, **kw)
+    out["f1_per_label"] = {name: float(v) for name, v in zip(labels, per_label)}
+    out["support_per_label"] = {name: int(v) for name, v in zip(labels, support)}
+    if multi_label:
+        out["subset_accuracy"] = float(accuracy_score(y_true, y_pred))
+        out["accuracy"] = out["subset_accuracy"]
+        top1 = proba.argmax(axis=1)
+        out["precision_at_1"] = float(np.mean(y_true[np.arange(len(y_true)), top1] == 1))
+        out["threshold"] = float(threshold)
+    else:
+        out["accuracy"] = float(accuracy_score(y_true, y_pred))
+    return out
+
+
+def confusion(y_true: np.ndarray, proba: np.ndarray, n_labels: int) -> np.ndarray:
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y_true, proba.argmax(axis=1), labels=list(range(n_labels)))

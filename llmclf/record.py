@@ -1,0 +1,180 @@
+"""One JSON record per run, as peft's method_comparison keeps: status, parameters, metrics, costs, provenance."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+KEY_PACKAGES = ("llmclf", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets",
+                "scikit-learn", "numpy", "papermill")
+RECORD_FILE = "record.json"
+PREDICTIONS_FILE = "predictions.parquet"
+
+
+def write_json_atomic(path: str | Path, obj) -> None:
+    """Write to a temporary file in the same folder and rename it: a reader never sees half a record."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _jsonable(o):
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serializable: {type(o).__name__}")
+
+
+def read_record(run_dir: str | Path) -> dict | None:
+    path = Path(run_dir) / RECORD_FILE
+    if not path.exists():
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
+def git_info(cwd: str | Path | None = None) -> dict:
+    cwd = Path(cwd or Path(__file__).resolve().parent)
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10)
+
+    try:
+        commit = git("rev-parse", "HEAD")
+        if commit.returncode != 0:
+            return {"commit": None, "dirty": None, "error": commit.stderr.strip()[-200:]}
+        dirty = git("status", "--porcelain", "--untracked-files=no")
+        return {"commit": commit.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return {"commit": None, "dirty": None, "error": str(e)}
+
+
+def package_versions() -> dict:
+    out = {"python": platform.python_version()}
+    for name in KEY_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def machine_info() -> dict:
+    info = {"platform": platform.platform(), "cpu": _cpu_model(), "cpu_count": os.cpu_count(), "gpu": None}
+    try:
+        import torch
+
+        info["torch_threads"] = torch.get_num_threads()
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return info
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def provenance(model_checksum: str | None = None, data_checksum: str | None = None, **extra) -> dict:
+    return {"git": git_info(), "packages": package_versions(), "machine": machine_info(),
+            "model_checksum": model_checksum, "data_checksum": data_checksum, **extra}
+
+
+def peak_memory_mb() -> dict:
+    """Peak resident memory of this process (the notebook's kernel: one per run) and, on a GPU, peak allocated."""
+    out = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            out["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    except ImportError:
+        pass
+    return out
+
+
+class Timer:
+    """Wall times of named phases: `with timer("train"): ...`, then `timer.seconds`."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, costs: dict,
+             test_proba: np.ndarray, model_checksum: str | None, extra: dict | None = None) -> dict | None:
+    """Write predictions.parquet and the run's record (status 'done'). With no run_dir, only return the record."""
+    record = {
+        "status": "done",
+        "notebook": notebook,
+        "finished_at": now(),
+        "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
+                 "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")}},
+        "params": params,
+        "metrics": metrics,
+        **costs,
+        **(extra or {}),
+        "provenance": provenance(model_checksum=model_checksum, data_checksum=task.checksum(),
+                                 data_source=task.source),
+    }
+    if not run_dir:
+        return record
+    import pandas as pd
+
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(np.asarray(test_proba, dtype=np.float32), columns=[f"p:{l}" for l in task.labels])
+    frame.insert(0, "id", task.test.ids)
+    truth = task.test.label_indicator(task.n_labels)
+    for j, label in enumerate(task.labels):
+        frame[f"y:{label}"] = truth[:, j].astype(np.int8)
+    tmp = run_dir / f".{PREDICTIONS_FILE}.tmp"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, run_dir / PREDICTIONS_FILE)
+    write_json_atomic(run_dir / RECORD_FILE, record)
+    return record
+
+
+if __name__ == "__main__":  # pragma: no cover - quick look at what a record's provenance holds
+    json.dump(provenance(), sys.stdout, indent=2)

@@ -1,0 +1,143 @@
+"""`llmclf report`: every record of a study -> one tidy table -> the 90_report notebook -> reports/<study>/index.html."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parent.parent
+METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "precision_at_1")
+
+
+def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
+    """One row per run (done or failed), the columns the report needs, flattened from record.json."""
+    folder = Path(runs_root) / study
+    rows = []
+    for path in sorted(folder.glob("*/record.json")):
+        with open(path) as f:
+            r = json.load(f)
+        p = r.get("params", {})
+        task = r.get("task", {})
+        row = {
+            "run_id": r.get("run_id", path.parent.name), "label": r.get("label", r.get("notebook")),
+            "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
+            "task": task.get("name", p.get("dataset")), "multi_label": task.get("multi_label"),
+            "n_train": task.get("sizes", {}).get("train"), "n_test": task.get("sizes", {}).get("test"),
+            "model": p.get("model"), "seed": p.get("seed"), "wall_seconds": r.get("wall_seconds"),
+        }
+        for m in METRICS:
+            row[m] = r.get("metrics", {}).get(m)
+        row["train_seconds"] = r.get("timings", {}).get("train_seconds")
+        row["train_ex_per_s"] = r.get("throughput", {}).get("train_examples_per_second")
+        row["infer_ex_per_s"] = r.get("throughput", {}).get("inference_examples_per_second")
+        row["peak_rss_mb"] = r.get("memory", {}).get("peak_rss_mb")
+        row["peak_gpu_mb"] = r.get("memory", {}).get("peak_gpu_mb")
+        row["trainable_params"] = r.get("parameters", {}).get("trainable")
+        row["total_params"] = r.get("parameters", {}).get("total")
+        prov = r.get("provenance", {})
+        row["git_commit"] = (prov.get("git") or {}).get("commit")
+        row["git_dirty"] = (prov.get("git") or {}).get("dirty")
+        row["machine"] = (prov.get("machine") or {}).get("gpu") or (prov.get("machine") or {}).get("cpu")
+        row["data_checksum"] = prov.get("data_checksum")
+        row["model_checksum"] = prov.get("model_checksum")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:
+    """Half-width of the t confidence interval of the mean (nan for fewer than two values)."""
+    from scipy import stats
+
+    values = np.asarray(values, dtype=float)
+    values = values[~np.isnan(values)]
+    if len(values) < 2:
+        return float("nan")
+    return float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
+
+
+def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) -> pd.DataFrame:
+    """Per task and configuration: mean, standard deviation and 95% CI half-width over seeds, plus costs."""
+    done = df[df.status == "done"]
+    rows = []
+    for (task, label), g in done.groupby(["task", "label"], sort=False):
+        row = {"task": task, "configuration": label, "seeds": len(g)}
+        for m in metrics:
+            vals = g[m].astype(float)
+            row[f"{m} mean"] = vals.mean()
+            row[f"{m} sd"] = vals.std(ddof=1) if len(g) > 1 else float("nan")
+            row[f"{m} ±95%"] = t_interval(vals.values)
+        row["trainable params"] = g.trainable_params.median()
+        row["train s"] = g.train_seconds.mean()
+        row["train ex/s"] = g.train_ex_per_s.mean()
+        row["infer ex/s"] = g.infer_ex_per_s.mean()
+        row["peak RSS MB"] = g.peak_rss_mb.max()
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    return out.sort_values(["task", "f1_micro mean"], ascending=[True, False]) if len(out) else out
+
+
+def compare_to_best(df: pd.DataFrame, metric: str = "f1_micro") -> pd.DataFrame:
+    """Each configuration against the best one of its task: Welch's t-test over seeds (two-sided).
+
+    With 2-3 seeds such tests have little power: 'not significant' means 'not shown to differ', no more.
+    """
+    from scipy import stats
+
+    done = df[df.status == "done"]
+    rows = []
+    for task, g in done.groupby("task", sort=False):
+        means = g.groupby("label")[metric].mean()
+        best = means.idxmax()
+        best_vals = g[g.label == best][metric].astype(float).values
+        for label, mean in means.sort_values(ascending=False).items():
+            vals = g[g.label == label][metric].astype(float).values
+            p = float("nan")
+            if label != best and len(vals) > 1 and len(best_vals) > 1:
+                p = float(stats.ttest_ind(best_vals, vals, equal_var=False).pvalue)
+            rows.append({"task": task, "configuration": label, f"{metric} mean": mean,
+                         "difference to best": mean - means[best], "p (Welch, vs best)": p,
+                         "differs at 5%": bool(p < 0.05) if not np.isnan(p) else None})
+    return pd.DataFrame(rows)
+
+
+def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
+    """An HTML table of every run with a link to its rendered notebook; every text cell escaped."""
+    rows = []
+    for r in df.sort_values(["task", "label", "seed"]).itertuples():
+        link = f'<a href="{html.escape(links_dir)}/{html.escape(r.run_id)}.html">{html.escape(r.run_id)}</a>'
+        f1 = "" if pd.isna(r.f1_micro) else f"{r.f1_micro:.3f}"
+        err = "" if not isinstance(r.error, str) else html.escape(r.error[:200])
+        rows.append(f"<tr><td>{link}</td><td>{html.escape(str(r.task))}</td><td>{html.escape(str(r.label))}</td>"
+                    f"<td>{html.escape(str(r.seed))}</td><td>{html.escape(str(r.status))}</td><td>{f1}</td>"
+                    f"<td>{err}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("run", "task", "configuration", "seed", "status", "F1 micro", "error"))
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+
+
+def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports") -> Path:
+    """Execute 90_report on the study's records, write index.html (code hidden) and every run's notebook as HTML."""
+    import nbformat
+    import papermill
+    from nbconvert import HTMLExporter
+
+    runs_root, out_dir = Path(runs_root).resolve(), Path(reports_root) / study
+    if not (runs_root / study).is_dir():
+        raise FileNotFoundError(f"no runs for study {study!r} under {runs_root}: run `llmclf run params/{study}.yaml`")
+    (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    executed = out_dir / "report.ipynb"
+    papermill.execute_notebook(str(ROOT / "notebooks" / "90_report.ipynb"), str(executed),
+                               parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs"},
+                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    (out_dir / "index.html").write_text(body)
+    executed.unlink()  # the HTML is the report; the executed notebook would only duplicate it
+    run_exporter = HTMLExporter()
+    for nb_path in sorted((runs_root / study).glob("*/notebook.ipynb")):
+        body, _ = run_exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        (out_dir / "runs" / f"{nb_path.parent.name}.html").write_text(body)
+    return out_dir / "index.html"

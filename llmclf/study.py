@@ -1,0 +1,145 @@
+"""Study files: a YAML grid of notebook runs, expanded into run specs with stable ids.
+
+```yaml
+name: default                    # optional; the file name's stem otherwise
+description: one line for the report
+defaults: {dataset: bbc-news}    # merged into every run (each key must be a parameter of every notebook)
+runs:
+  - notebook: 10_embedding_head  # a notebook in notebooks/
+    label: embedding head        # optional; the configuration's name in the report
+    params: {model: smollm2-135m, max_train: 320}
+    grid: {quantization: [none, 4bit]}   # one run per combination
+    seeds: [0, 1, 2]             # sets the notebook's `seed`, one run each
+```
+A run's parameters are the notebook's parameters cell, overlaid with `defaults`, `params` and one grid point; all of
+them are passed to papermill, so the executed notebook shows exactly what ran. The run id hashes the notebook name
+and those parameters: the same spec never runs twice, a changed one is a new run.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .config import ConfigError, config_for
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+STUDY_KEYS = {"name", "description", "defaults", "runs"}
+RUN_KEYS = {"notebook", "label", "params", "grid", "seeds"}
+
+
+@dataclass
+class RunSpec:
+    study: str
+    notebook: str                  # stem, e.g. "10_embedding_head"
+    params: dict                   # every parameter of the notebook, resolved
+    label: str                     # the configuration's name: what the report groups seeds by
+    run_id: str = field(init=False)
+
+    def __post_init__(self):
+        self.run_id = run_id(self.notebook, self.params)
+
+    @property
+    def notebook_path(self) -> Path:
+        return NOTEBOOKS_DIR / f"{self.notebook}.ipynb"
+
+
+def run_id(notebook: str, params: dict) -> str:
+    blob = json.dumps({"notebook": notebook, "params": {k: v for k, v in params.items() if k != "run_dir"}},
+                      sort_keys=True, separators=(",", ":"))
+    return f"{notebook}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+def notebook_defaults(notebook: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> dict:
+    """The literal values of a notebook's parameters cell."""
+    import papermill
+
+    path = notebooks_dir / f"{notebook}.ipynb"
+    if not path.exists():
+        known = sorted(p.stem for p in notebooks_dir.glob("*.ipynb"))
+        raise ConfigError(f"notebook {notebook!r} not found in {notebooks_dir}; known notebooks: {known}")
+    out = {}
+    for name, info in papermill.inspect_notebook(str(path)).items():
+        try:
+            out[name] = ast.literal_eval(info["default"])
+        except (ValueError, SyntaxError) as e:
+            raise ConfigError(f"{path}: parameter {name!r} is not a literal ({info['default']!r}); "
+                              "parameters cells hold literals only") from e
+    return out
+
+
+def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[RunSpec]:
+    """Expand and validate every run before any starts: all problems are reported together."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"study file {path} does not exist")
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: a study file is a mapping with keys {sorted(STUDY_KEYS)}")
+    unknown = set(doc) - STUDY_KEYS
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(STUDY_KEYS)}")
+    name = doc.get("name") or path.stem
+    runs = doc.get("runs")
+    if not runs or not isinstance(runs, list):
+        raise ConfigError(f"{path}: 'runs' must be a non-empty list of runs")
+    specs, errors = [], []
+    for i, entry in enumerate(runs):
+        where = f"{path}: runs[{i}]"
+        try:
+            specs.extend(_expand(name, entry, doc.get("defaults") or {}, where, notebooks_dir))
+        except ConfigError as e:
+            errors.append(str(e) if str(e).startswith(str(path)) else f"{where}: {e}")
+    if errors:
+        raise ConfigError("invalid study:\n  " + "\n  ".join(errors))
+    seen = {}
+    for spec in specs:
+        if spec.run_id in seen:
+            raise ConfigError(f"{path}: two runs have identical parameters ({spec.notebook}, {spec.label}); "
+                              "remove one or make them differ")
+        seen[spec.run_id] = spec
+    return specs
+
+
+def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: Path) -> list[RunSpec]:
+    if not isinstance(entry, dict) or "notebook" not in entry:
+        raise ConfigError(f"{where}: each run is a mapping with a 'notebook' key and optional {sorted(RUN_KEYS)}")
+    unknown = set(entry) - RUN_KEYS
+    if unknown:
+        raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(RUN_KEYS)}")
+    notebook = str(entry["notebook"]).removesuffix(".ipynb")
+    config_cls = config_for(notebook)
+    base = notebook_defaults(notebook, notebooks_dir)
+    grid = dict(entry.get("grid") or {})
+    if "seeds" in entry:
+        if "seed" in grid or "seed" in (entry.get("params") or {}):
+            raise ConfigError(f"{where}: give seeds either as 'seeds' or as a 'seed' parameter, not both")
+        grid["seed"] = entry["seeds"]
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}: grid values of {key!r} must be a non-empty list, got {values!r}")
+    fixed = {**defaults, **(entry.get("params") or {})}
+    known = set(config_cls.field_names())
+    bad = sorted((set(fixed) | set(grid)) - known)
+    if bad:
+        raise ConfigError(f"{where}: unknown parameter(s) {bad} for notebook {notebook}; "
+                          f"known parameters: {sorted(known - {'run_dir'})}")
+    if "run_dir" in fixed or "run_dir" in grid:
+        raise ConfigError(f"{where}: 'run_dir' is set by `llmclf run`, not by the study")
+    label = entry.get("label") or notebook
+    specs = []
+    keys = list(grid)
+    for values in itertools.product(*(grid[k] for k in keys)):
+        point = dict(zip(keys, values))
+        params = {**base, **fixed, **point}
+        config_cls.from_dict(params)  # type and value checks, before anything runs
+        varying = ", ".join(f"{k}={v}" for k, v in point.items() if k != "seed")
+        specs.append(RunSpec(study, notebook, params, f"{label} ({varying})" if varying else label))
+    return specs

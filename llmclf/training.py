@@ -1,0 +1,55 @@
+"""Training with transformers' Trainer: one place for the settings every fine-tuning approach shares."""
+
+from __future__ import annotations
+
+import tempfile
+
+import numpy as np
+import torch
+
+
+class TokenizedDataset(torch.utils.data.Dataset):
+    """Texts tokenized once, unpadded: the collator pads each batch to its own longest text (dynamic padding)."""
+
+    def __init__(self, tokenizer, texts: list[str], max_length: int, labels: np.ndarray | None = None):
+        self.encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
+        self.labels = labels
+
+    def __len__(self):
+        return len(self.encodings["input_ids"])
+
+    def __getitem__(self, i):
+        item = {"input_ids": self.encodings["input_ids"][i], "attention_mask": self.encodings["attention_mask"][i]}
+        if self.labels is not None:
+            label = self.labels[i]
+            item["labels"] = label.tolist() if isinstance(label, np.ndarray) else int(label)
+        return item
+
+
+def training_arguments(cfg, output_dir: str, **overrides):
+    from transformers import TrainingArguments
+
+    args = dict(
+        output_dir=output_dir, seed=cfg.seed, data_seed=cfg.seed, learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
+        per_device_eval_batch_size=cfg.eval_batch_size, gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, lr_scheduler_type="linear",
+        logging_strategy="steps", logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none",
+        remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
+        # bf16 autocast keeps float32 master weights for the adapters while matmuls run in bfloat16.
+        bf16=cfg.dtype == "bfloat16",
+    )
+    args.update(overrides)
+    return TrainingArguments(**args)
+
+
+def train_with_trainer(model, dataset, tokenizer, cfg, collator=None) -> list[dict]:
+    """Train `model` (its forward returns a dict with 'loss') and return Trainer's log history (the loss curve)."""
+    from transformers import DataCollatorWithPadding, Trainer
+
+    collator = collator or DataCollatorWithPadding(tokenizer)
+    with tempfile.TemporaryDirectory(prefix="llmclf-trainer-") as out:
+        trainer = Trainer(model=model, args=training_arguments(cfg, out), train_dataset=dataset,
+                          data_collator=collator)
+        trainer.train()
+    return [dict(h) for h in trainer.state.log_history]

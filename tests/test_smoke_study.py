@@ -1,0 +1,97 @@
+"""A whole study through the real papermill path on tiny random models: records, skip-on-rerun, a failing run,
+and the report. Asserts on the values the notebooks recorded, as microsoft/recommenders' notebook tests do."""
+
+import json
+
+import pytest
+
+from llmclf.record import read_record
+from llmclf.runner import run_study
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, tiny_llama, tiny_csv):
+    root = tmp_path_factory.mktemp("smoke")
+    study = root / "smoke.yaml"
+    study.write_text(f"""
+description: smoke test on a tiny random Llama
+defaults: {{dataset: "{tiny_csv / 'single.csv'}", max_length: 32}}
+runs:
+  - notebook: 10_embedding_head
+    label: head
+    params: {{model: "{tiny_llama}", epochs: 2.0, learning_rate: 0.005}}
+    grid: {{quantization: [none]}}
+    seeds: [0, 1]
+  - notebook: 10_embedding_head
+    label: broken data
+    params: {{model: "{tiny_llama}", label_field: no_such_column}}
+""")
+    outcomes = run_study(study, root / "runs")
+    return root, study, outcomes
+
+
+def test_runs_finish_and_record_what_they_measured(smoke):
+    root, _, outcomes = smoke
+    done = [o for o in outcomes if o.status == "done"]
+    assert len(done) == 2
+    for o in done:
+        run_dir = root / "runs" / "smoke" / o.spec.run_id
+        record = read_record(run_dir)
+        assert record["status"] == "done" and record["run_id"] == o.spec.run_id
+        assert record["params"]["seed"] == o.spec.params["seed"]
+        m = record["metrics"]
+        assert 0.0 <= m["f1_micro"] <= 1.0 and set(m["f1_per_label"]) == {"chemistry", "electricity", "mechanics"}
+        assert m["n"] == record["task"]["sizes"]["test"] > 0
+        assert record["throughput"]["train_examples_per_second"] > 0
+        assert record["throughput"]["inference_examples_per_second"] > 0
+        assert 0 < record["parameters"]["trainable"] < record["parameters"]["total"]
+        assert record["memory"]["peak_rss_mb"] > 0
+        prov = record["provenance"]
+        assert prov["model_checksum"] and prov["data_checksum"] and prov["packages"]["transformers"]
+        assert "commit" in prov["git"] and prov["machine"]["cpu"]
+        assert len(record["loss_curve"]) >= 1
+        assert (run_dir / "notebook.ipynb").exists() and (run_dir / "predictions.parquet").exists()
+        assert json.loads((run_dir / "params.json").read_text())["run_id"] == o.spec.run_id
+    # different seeds are different runs with different ids
+    assert len({o.spec.run_id for o in done}) == 2
+
+
+def test_predictions_hold_test_probabilities(smoke):
+    import numpy as np
+    import pandas as pd
+
+    root, _, outcomes = smoke
+    o = next(o for o in outcomes if o.status == "done")
+    frame = pd.read_parquet(root / "runs" / "smoke" / o.spec.run_id / "predictions.parquet")
+    p = frame[[c for c in frame.columns if c.startswith("p:")]].to_numpy()
+    np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-4)
+    assert len(frame) == read_record(root / "runs" / "smoke" / o.spec.run_id)["metrics"]["n"]
+
+
+def test_a_failed_run_is_recorded_with_its_partial_notebook(smoke):
+    root, _, outcomes = smoke
+    (failed,) = [o for o in outcomes if o.status == "failed"]
+    run_dir = root / "runs" / "smoke" / failed.spec.run_id
+    record = read_record(run_dir)
+    assert record["status"] == "failed"
+    assert "no_such_column" in record["error"]
+    assert (run_dir / "notebook.ipynb").exists()
+
+
+def test_rerun_skips_done_runs_and_retries_failed_ones(smoke):
+    root, study, first = smoke
+    again = run_study(study, root / "runs")
+    assert sorted(o.status for o in again) == ["failed", "skipped", "skipped"]
+
+
+def test_report_renders_with_links_to_every_run(smoke):
+    from llmclf.report import render_report
+
+    root, _, outcomes = smoke
+    index = render_report("smoke", root / "runs", root / "reports")
+    page = index.read_text()
+    assert "head" in page and "broken data" in page and "F1" in page
+    for o in outcomes:
+        assert f"runs/{o.spec.run_id}.html" in page
+        assert (root / "reports" / "smoke" / "runs" / f"{o.spec.run_id}.html").exists()
+    assert "<img" in page or "image/png" in page  # the seaborn plots made it into the page
