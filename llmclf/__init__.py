@@ -11,10 +11,13 @@ _EXPORTS = {
     "load_task": "data", "Task": "data", "Split": "data", "DataError": "data",
     "resolve_model": "models", "fetch": "artifacts",
     "EmbeddingHeadClassifier": "embedding_head",
-    "fit_and_evaluate": "experiment", "save_run": "record",
+    "InstructionClassifier": "instruction",
+    "make_baseline": "baselines", "EncoderClassifier": "encoder", "FrozenEmbeddingClassifier": "frozen",
+    "TfidfClassifier": "tfidf", "baselines": None,
+    "fit_and_evaluate": "experiment", "save_run": "record", "save_exploration": "record",
     "show_examples": "display", "metrics_table": "display",
     "classification_metrics": "metrics", "load_study": "study", "run_study": "runner",
-    "config": None, "plots": None, "metrics": None, "report": None,
+    "config": None, "plots": None, "metrics": None, "report": None, "explore": None,
 }
 
 

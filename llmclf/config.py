@@ -215,15 +215,104 @@ class LoraParams(Config):
 
 
 @dataclass
+class DataExplorationConfig(DataParams, RunParams):
+    """notebooks/00_data.ipynb: what a task looks like before any model sees it."""
+
+    tokenizer_model: str = param("tiny-llama", "Model whose tokenizer measures text lengths (e.g. smollm2-135m).")
+    max_length_candidates: list[int] = param([64, 128, 256, 512], "max_length values to show the truncation of.")
+    top_labels: int = param(15, "Labels shown in the co-occurrence heatmap (the most frequent).")
+    examples_per_label: int = param(2, "Example texts shown per label.")
+
+
+@dataclass
 class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
     """notebooks/10_embedding_head.ipynb: a classification head on a causal LM's pooled hidden state."""
 
     model: str = param("smollm2-135m", "Packaged model name, Hugging Face id or local folder.")
     pooling: str = param("last", "Hidden state the head reads: the last real token, or the mean over tokens.",
                          choices=("last", "mean"))
+    append_eos: bool = param(True, "End every (truncated) text with the EOS token, so that the last token, which "
+                             "the head reads, is the same summary position for every text.")
     threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
                            choices=("validation", "0.5"))
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+
+
+@dataclass
+class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
+    """notebooks/20_instruction_tuning.ipynb: the causal LM trained with LoRA to answer with the label(s)."""
+
+    model: str = param("smollm2-135m", "Packaged model name, Hugging Face id or local folder.")
+    zero_shot: bool = param(False, "Skip training: the instruct model as it is (the zero-shot baseline).")
+    task_description: str = param("Classify the text into one of the categories.",
+                                  "First line of the prompt: what the model is asked to do.")
+    prompt_template: str = param(
+        "{task_description}\nCategories: {labels}\n\nText: {text}\n\nAnswer with the category.",
+        "Prompt with the slots {task_description}, {labels} and {text}; wrapped in the chat template if any.")
+    label_verbalizer: str = param("names", "Show labels in the prompt by name, or by name and description.",
+                                  choices=("names", "descriptions"))
+    answer_separator: str = param("; ", "Separator of labels in a multi-label answer (labels in a fixed order).")
+    predict_mode: str = param("score", "generate: greedy decoding then parsing; constrained: decoding restricted "
+                              "to valid labels; score: the likelihood of every label's answer.",
+                              choices=("generate", "constrained", "score"))
+    max_new_tokens: int = param(16, "Token budget of a generated answer (generate; constrained gets at least the "
+                                "longest valid answer).")
+    threshold: str = param("validation", "Multi-label decision threshold (score mode; generated answers are 0/1): "
+                           "tuned on validation, or 0.5.", choices=("validation", "0.5"))
+    trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+
+    def validate(self):
+        import string
+
+        super().validate()
+        try:
+            slots = [name for _, name, _, _ in string.Formatter().parse(self.prompt_template) if name is not None]
+        except ValueError as e:
+            raise ConfigError(f"parameter 'prompt_template' is not a valid format string: {e}") from None
+        unknown = sorted(set(slots) - {"task_description", "labels", "text"})
+        if unknown:
+            raise ConfigError(f"parameter 'prompt_template' has unknown slot(s) {unknown}; the slots are "
+                              "{task_description}, {labels} and {text} (write {{ and }} for literal braces)")
+        if slots.count("text") != 1:
+            raise ConfigError("parameter 'prompt_template' must contain the slot {text} exactly once")
+        if not self.answer_separator.strip():
+            raise ConfigError("parameter 'answer_separator' must contain a non-space character, e.g. '; '")
+        if self.max_new_tokens < 1:
+            raise ConfigError(f"parameter 'max_new_tokens' must be >= 1, got {self.max_new_tokens}")
+
+
+@dataclass
+class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
+    """notebooks/30_baselines.ipynb: one baseline per run, chosen by `baseline`."""
+
+    baseline: str = param("tfidf", "encoder: fine-tune a BERT-style encoder; frozen: linear head on frozen "
+                          "embeddings; tfidf: TF-IDF with a linear model.", choices=("encoder", "frozen", "tfidf"))
+    model: str = param("tiny-bert", "Model for 'encoder' and 'frozen' (packaged name, Hugging Face id or folder).")
+    pooling: str = param("mean", "Embedding pooling for 'frozen': last real token (causal LMs) or mean.",
+                         choices=("last", "mean"))
+    linear_model: str = param("logreg", "Linear model for 'tfidf': logistic regression or a linear SVM with "
+                              "calibrated probabilities.", choices=("logreg", "svm"))
+    c_values: list[float] = param([0.01, 0.1, 1.0, 10.0, 100.0],
+                                  "Inverse regularization strengths C tried for 'frozen' and 'tfidf'; the one with "
+                                  "the best validation F1 micro is kept.")
+    threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
+                           choices=("validation", "0.5"))
+    trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+    # The encoder is fully fine-tuned by default, as the paper's BERT baselines were; its LoRA option targets BERT's
+    # attention projections, which are named query/key/value rather than q_proj/k_proj/v_proj.
+    use_lora: bool = param(False, "'encoder': train LoRA adapters (True) or every weight (False).")
+    lora_target_modules: list[str] = param(["query", "key", "value"],
+                                           "Module names that get adapters ('encoder' with use_lora); "
+                                           "['all-linear'] for every linear layer.")
+    learning_rate: float = param(5e-5, "Peak learning rate (AdamW, linear decay) of 'encoder'.")
+
+    def validate(self):
+        if self.baseline != "encoder" and self.quantization != "none":
+            raise ConfigError(f"parameter 'quantization' applies to the 'encoder' baseline only (with use_lora); "
+                              f"got quantization={self.quantization!r} with baseline={self.baseline!r}")
+        super().validate()
+        if not self.c_values or any(not c > 0 for c in self.c_values):
+            raise ConfigError(f"parameter 'c_values' must be a non-empty list of positive numbers, got {self.c_values}")
 
 
 @dataclass
@@ -236,7 +325,10 @@ class ReportConfig(Config):
 
 
 NOTEBOOK_CONFIGS: dict[str, type[Config]] = {
+    "00_data": DataExplorationConfig,
     "10_embedding_head": EmbeddingHeadConfig,
+    "20_instruction_tuning": InstructionConfig,
+    "30_baselines": BaselineConfig,
     "90_report": ReportConfig,
 }
 

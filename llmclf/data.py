@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 BUILTIN_DATASETS = ("bbc-news",)
+PATENT_DATASETS = ("uspto-10k", "uspto-ipc-sections")  # read from the shared data folder (llmclf.patents)
 SUPPORTED_EXTENSIONS = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 SPLITS = ("train", "validation", "test")
 # the names a source may give each split, as a `split` column value or as a file name in a directory
@@ -110,18 +111,28 @@ class Task:
 def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", label_field: str = "label",
               multi_label: bool = False, label_separator: str = ",", id_field: str | None = None,
               max_train: int | None = None, max_eval: int | None = None, split_seed: int = 0,
-              val_fraction: float = 0.1, test_fraction: float = 0.2, data_dir: str | Path | None = None) -> Task:
+              val_fraction: float = 0.1, test_fraction: float = 0.2, data_dir: str | Path | None = None,
+              label_level: str = "section", min_label_count: int = 1) -> Task:
     """Load `dataset` ("bbc-news", a data file, or a directory of train/validation/test files) as a Task.
 
     val_fraction and test_fraction are fractions of the whole data, used only when the source has no split.
     max_train caps the training split and max_eval each of validation and test, stratified and seeded by
     split_seed; the caps apply after splitting, so a capped test set is a subset of the uncapped one.
-    data_dir: for a built-in dataset, read it from this folder instead of fetching the artifact.
+    data_dir: for a built-in dataset, read it from this folder instead of fetching the artifact; for a patent
+    data set (uspto-10k, uspto-ipc-sections), the folder holding it (default: $LLMCLF_DATA_DIR, ../shared/data).
+    label_level: CPC level of uspto-10k's labels (section, class, subclass, main_group).
+    min_label_count: labels with fewer examples are dropped, and then the examples left with no label.
     """
     text_fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
     _check_params(text_fields, label_field, label_separator, max_train, max_eval, split_seed, val_fraction,
                   test_fraction)
-    name, frames, source = _read_source(dataset, data_dir)
+    if isinstance(min_label_count, bool) or not isinstance(min_label_count, int) or min_label_count < 1:
+        raise DataError(f"min_label_count must be a positive integer, got {min_label_count!r}")
+    if str(dataset) in PATENT_DATASETS:
+        name, frames, source, text_fields, label_field, id_field = _read_patents(
+            str(dataset), data_dir, text_fields, label_field, multi_label, label_level)
+    else:
+        name, frames, source = _read_source(dataset, data_dir)
     if name == "bbc-news" and id_field is None:
         id_field = "id"
 
@@ -138,13 +149,29 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         raise DataError(f"{source['path']}: {len(duplicated)} ids occur more than once in id field {id_field!r}, "
                         f"e.g. {duplicated[:5]}; ids must be unique")
 
+    if min_label_count > 1:
+        ids, texts, labels, split_of = _drop_rare_labels(ids, texts, labels, split_of, min_label_count, source)
+
     if None in split_of:
+        # Exact duplicate texts (bbc-news has 98) would otherwise land in train and test alike and inflate scores:
+        # the first occurrence is kept. A source's own split is kept as it is; its overlap is only counted.
+        first = {}
+        for i, text in enumerate(texts):
+            first.setdefault(text.strip(), i)
+        keep = sorted(first.values())
+        source["duplicate_texts_dropped"] = len(texts) - len(keep)
+        source["duplicate_texts_with_other_labels"] = sum(
+            _as_tuple(labels[i]) != _as_tuple(labels[first[texts[i].strip()]]) for i in range(len(texts)))
+        ids, texts, labels, split_of = ([v[i] for i in keep] for v in (ids, texts, labels, split_of))
         source.update(split_from="random", val_fraction=val_fraction, test_fraction=test_fraction)
         index = _random_split(labels, multi_label, split_seed, val_fraction, test_fraction, source)
     else:
         source.setdefault("split_from", "split column")
         split_of = np.array(split_of)
         index = {s: np.flatnonzero(split_of == s) for s in SPLITS}
+        train_texts = {texts[i].strip() for i in index["train"]}
+        source["eval_texts_also_in_train"] = {s: int(sum(texts[i].strip() in train_texts for i in index[s]))
+                                              for s in ("validation", "test")}
 
     names = sorted({lab for i in index["train"] for lab in _as_tuple(labels[i])})
     known = set(names)
@@ -153,7 +180,7 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         if unseen:
             raise DataError(f"{source['path']}: {len(unseen)} labels in {s} never occur in train, e.g. "
                             f"{dict(unseen.most_common(10))} (label: count); a model cannot learn them. "
-                            f"Drop or merge them, or use another split")
+                            f"Drop or merge them (min_label_count), or use another split")
     position = {lab: j for j, lab in enumerate(names)}
     if multi_label:
         y = np.zeros((len(labels), len(names)), dtype=np.int8)
@@ -172,7 +199,54 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         keep = index[s][_cap(y[index[s]], cap, rng)]
         splits[s] = Split(texts=[texts[i] for i in keep], y=y[keep], ids=[ids[i] for i in keep])
     source["sizes"] = {s: len(splits[s]) for s in SPLITS}
-    return Task(name=name, labels=names, multi_label=multi_label, source=source, **splits)
+    descriptions = None
+    if name in PATENT_DATASETS:
+        from .patents import label_descriptions
+
+        descriptions = label_descriptions(names, label_level if name == "uspto-10k" else "section")
+    return Task(name=name, labels=names, multi_label=multi_label, source=source, label_descriptions=descriptions,
+                **splits)
+
+
+def _read_patents(dataset, data_dir, text_fields, label_field, multi_label, label_level):
+    """A patent data set's frames, with the data set's own fields unless others were asked for."""
+    from .patents import PATENT_DATASETS, dataset_folder, uspto_10k_frame
+
+    spec = PATENT_DATASETS[dataset]
+    folder = dataset_folder(dataset, data_dir)
+    if text_fields == ["text"]:  # the default: the data set's own text fields
+        text_fields = spec["text_fields"]
+    if dataset == "uspto-10k":
+        frame, extra = uspto_10k_frame(folder, label_level, multi_label)
+        path = folder / spec["file"]
+        source = {"dataset": dataset, "path": str(path), "format": "jsonl.gz",
+                  "sha256": {path.name: sha256_file(path)}, **extra}
+        return dataset, [(None, frame, str(path), "")], source, text_fields, "label", spec["id_field"]
+    if not multi_label:
+        raise DataError(f"{dataset} is multi-label (IPC sections, 1.45 a document): set multi_label=True")
+    _, frames, source = _read_source(str(folder), None)
+    source["dataset"] = dataset
+    return dataset, frames, source, text_fields, spec["label_field"], None
+
+
+def _drop_rare_labels(ids, texts, labels, split_of, min_count, source):
+    counts = Counter(lab for labs in labels for lab in _as_tuple(labs))
+    rare = {lab for lab, c in counts.items() if c < min_count}
+    keep, new_labels = [], []
+    for i, labs in enumerate(labels):
+        if isinstance(labs, tuple):
+            kept = tuple(lab for lab in labs if lab not in rare)
+            if kept:
+                keep.append(i)
+                new_labels.append(kept)
+        elif labs not in rare:
+            keep.append(i)
+            new_labels.append(labs)
+    source.update(min_label_count=min_count, labels_dropped_as_rare=len(rare),
+                  examples_dropped_without_labels=len(labels) - len(keep))
+    if not keep:
+        raise DataError(f"{source['path']}: no label occurs at least min_label_count={min_count} times")
+    return [ids[i] for i in keep], [texts[i] for i in keep], new_labels, [split_of[i] for i in keep]
 
 
 def read_text_folder(folder: str | Path) -> pd.DataFrame:
@@ -419,6 +493,9 @@ def _as_tuple(label) -> tuple[str, ...]:
 def _random_split(labels, multi_label, seed, val_fraction, test_fraction, source) -> dict[str, np.ndarray]:
     from sklearn.model_selection import train_test_split
 
+    if multi_label:
+        return _iterative_split(labels, seed, val_fraction, test_fraction, source)
+
     # multi-label: stratify on the first label (often the main one); "" groups the examples with no label
     keys = np.array([(lab[0] if lab else "") for lab in labels] if multi_label else labels)
     counts = Counter(keys.tolist())
@@ -490,3 +567,23 @@ def _cap_multi(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:
         covered |= y[i].astype(bool)
     rest = rng.permutation(np.setdiff1d(np.arange(len(y)), chosen))[:cap - len(chosen)]
     return np.sort(np.concatenate([np.array(chosen, dtype=np.int64), rest]))
+
+
+def _iterative_split(labels, seed, val_fraction, test_fraction, source) -> dict[str, np.ndarray]:
+    """Multi-label: iterative stratification (Sechidis et al. 2011, via iterative-stratification), so that every
+    label is spread over train, validation and test in proportion, as far as its count allows."""
+    from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+    names = sorted({lab for labs in labels for lab in labs})
+    position = {lab: j for j, lab in enumerate(names)}
+    y = np.zeros((len(labels), len(names)), dtype=np.int8)
+    for i, labs in enumerate(labels):
+        y[i, [position[lab] for lab in labs]] = 1
+    x = np.zeros((len(labels), 1))
+    first = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=test_fraction, random_state=seed)
+    rest, test = next(first.split(x, y))
+    second = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=val_fraction / (1 - test_fraction),
+                                              random_state=seed)
+    train, val = next(second.split(x[rest], y[rest]))
+    source["stratified_on"] = "all labels (iterative stratification)"
+    return {"train": np.sort(rest[train]), "validation": np.sort(rest[val]), "test": np.sort(test)}

@@ -14,7 +14,7 @@ from torch import nn
 
 from .config import EmbeddingHeadConfig
 from .lora import count_parameters, load_pretrained, wrap_lora
-from .training import TokenizedDataset, train_with_trainer
+from .training import TokenizedDataset, encode_batch, train_with_trainer
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -91,7 +91,8 @@ class EmbeddingHeadClassifier:
         self.labels, self.multi_label = task.labels, task.multi_label
         self._build(task.n_labels, task.multi_label)
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
-        data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y)
+        data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
+                                append_token=self._eos_id())
         self.log_history = train_with_trainer(self.net, data, self.tokenizer, self.cfg)
         if task.multi_label and self.cfg.threshold == "validation":
             from .metrics import tune_threshold
@@ -109,12 +110,20 @@ class EmbeddingHeadClassifier:
         bs = self.cfg.eval_batch_size
         for start in range(0, len(texts), bs):
             idx = order[start:start + bs]
-            enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.cfg.max_length,
-                                 padding=True, return_tensors="pt").to(device)
+            enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self._eos_id())
+            enc = {k: v.to(device) for k, v in enc.items()}
             logits = self.net(enc["input_ids"], enc["attention_mask"])["logits"]
             probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
             out[idx] = probs.float().cpu().numpy()
         return out
+
+    def _eos_id(self) -> int | None:
+        if not self.cfg.append_eos:
+            return None
+        if self.tokenizer.eos_token_id is None:
+            raise ValueError(f"append_eos=True but the tokenizer of {self.model_path} has no EOS token; "
+                             "set append_eos=False")
+        return self.tokenizer.eos_token_id
 
     def save(self, folder: str) -> None:
         """The LoRA adapter and the trained head (peft's modules_to_save), with the tokenizer."""

@@ -46,6 +46,8 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
         "parameters": {"trainable": trainable, "total": total,
                        "trainable_share": (trainable / total) if trainable and total else None},
     }
+    # Approach-specific measurements of the prediction (e.g. the invalid-output rate of generated answers).
+    extra.update(getattr(clf, "prediction_stats", None) or {})
     history = getattr(clf, "log_history", None)
     if history:
         extra["loss_curve"] = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .artifacts import ARTIFACTS, fetch
+from .artifacts import ARTIFACTS, cache_dir, fetch
 
 
 def _hub_offline() -> bool:
@@ -19,8 +19,31 @@ def _hub_offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
 
 
+TINY_MODELS = {"tiny-llama": "tiny_causal_lm", "tiny-bert": "tiny_encoder"}
+
+
 def resolve_model(name: str) -> str:
-    """A packaged model name, a local folder or a Hugging Face id -> what to pass to `from_pretrained`."""
+    """A packaged model name, a local folder or a Hugging Face id -> what to pass to `from_pretrained`.
+
+    `tiny-llama` and `tiny-bert` are tiny random models built from a config in code (for notebook defaults and
+    tests: they run in seconds and learn nothing useful).
+    """
+    if name in TINY_MODELS:
+        folder = cache_dir() / name
+        if not folder.exists():
+            import os
+            import tempfile
+
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}.tmp-"))
+            globals()[TINY_MODELS[name]](tmp)
+            try:
+                os.replace(tmp, folder)  # only a complete folder becomes visible
+            except OSError:  # another process won the race; its folder is as good as ours
+                import shutil
+
+                shutil.rmtree(tmp, ignore_errors=True)
+        return str(folder)
     packaged = sorted(n for n, a in ARTIFACTS.items() if a.kind == "model")
     if name in ARTIFACTS:
         if ARTIFACTS[name].kind != "model":
@@ -28,8 +51,8 @@ def resolve_model(name: str) -> str:
         return str(fetch(name))
 
     path = Path(name).expanduser()
-    looks_like_path = name.startswith((".", "/", "~")) or os.sep in name and path.exists()
-    if looks_like_path or path.is_dir():
+    # "org/name" is a hub id unless such a folder exists; "./x", "/x", "~/x" are always meant as folders
+    if name.startswith((".", "/", "~")) or path.is_dir():
         if not path.exists():
             raise ValueError(f"model folder {name!r} does not exist ({path.absolute()})")
         if not (path / "config.json").is_file():
@@ -118,8 +141,9 @@ def tiny_causal_lm(folder: str | Path, vocab_size: int | None = None, seed: int 
         raise ValueError(f"vocab_size={vocab_size} is smaller than the tokenizer's {n_vocab} tokens")
 
     config = LlamaConfig(
-        vocab_size=vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-        intermediate_size=64, max_position_embeddings=512, tie_word_embeddings=False,
+        # hidden 64 rather than smaller: bitsandbytes' 4-bit CPU inference kernel needs rows of at least 64
+        vocab_size=vocab_size, hidden_size=64, num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
+        intermediate_size=128, max_position_embeddings=512, tie_word_embeddings=False,
         pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
     )

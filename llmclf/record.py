@@ -32,6 +32,7 @@ def write_json_atomic(path: str | Path, obj) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
             f.write("\n")
+        os.chmod(tmp, 0o644)  # mkstemp makes files private; records are for every reader of the study
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -140,6 +141,18 @@ class Timer:
 
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def save_exploration(run_dir: str, *, notebook: str, params: dict, task, stats: dict) -> dict:
+    """The record of a run that trains nothing (data exploration): status, parameters, statistics, provenance."""
+    record = {"status": "done", "notebook": notebook, "finished_at": now(),
+              "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
+                       "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")}},
+              "params": params, "data_stats": stats, "memory": peak_memory_mb(),
+              "provenance": provenance(data_checksum=task.checksum(), data_source=task.source)}
+    if run_dir:
+        write_json_atomic(Path(run_dir) / RECORD_FILE, record)
+    return record
 
 
 def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, costs: dict,

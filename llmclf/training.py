@@ -11,8 +11,9 @@ import torch
 class TokenizedDataset(torch.utils.data.Dataset):
     """Texts tokenized once, unpadded: the collator pads each batch to its own longest text (dynamic padding)."""
 
-    def __init__(self, tokenizer, texts: list[str], max_length: int, labels: np.ndarray | None = None):
-        self.encodings = tokenizer(list(texts), truncation=True, max_length=max_length)
+    def __init__(self, tokenizer, texts: list[str], max_length: int, labels: np.ndarray | None = None,
+                 append_token: int | None = None):
+        self.encodings = encode(tokenizer, texts, max_length, append_token)
         self.labels = labels
 
     def __len__(self):
@@ -24,6 +25,23 @@ class TokenizedDataset(torch.utils.data.Dataset):
             label = self.labels[i]
             item["labels"] = label.tolist() if isinstance(label, np.ndarray) else int(label)
         return item
+
+
+def encode(tokenizer, texts: list[str], max_length: int, append_token: int | None = None) -> dict:
+    """Tokenize and truncate to max_length; with `append_token`, truncate one shorter and end with that token."""
+    if append_token is None:
+        return tokenizer(list(texts), truncation=True, max_length=max_length)
+    enc = tokenizer(list(texts), truncation=True, max_length=max_length - 1)
+    enc["input_ids"] = [ids + [append_token] for ids in enc["input_ids"]]
+    enc["attention_mask"] = [mask + [1] for mask in enc["attention_mask"]]
+    return enc
+
+
+def encode_batch(tokenizer, texts: list[str], max_length: int, append_token: int | None = None) -> dict:
+    """`encode`, padded into tensors (the tokenizer's padding side)."""
+    enc = encode(tokenizer, texts, max_length, append_token)
+    return tokenizer.pad({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]},
+                         return_tensors="pt")
 
 
 def training_arguments(cfg, output_dir: str, **overrides):

@@ -296,3 +296,16 @@ def test_shared_uspto_ipc_sections_keeps_its_split():
     assert task.labels == list("ABCDEFGH")
     assert [len(s) for s in task.splits.values()] == [5584, 698, 698]
     assert task.source["sha256"]["train.csv"].startswith("b59d993d")
+
+
+def test_duplicate_texts_are_dropped_before_a_random_split(tmp_path):
+    import pandas as pd
+
+    from llmclf.data import load_task
+
+    rows = [{"text": f"text number {i % 20}", "label": "ab"[i % 2]} for i in range(40)]  # each text twice
+    pd.DataFrame(rows).to_csv(tmp_path / "dup.csv", index=False)
+    task = load_task(str(tmp_path / "dup.csv"))
+    assert task.source["duplicate_texts_dropped"] == 20
+    seen = [t for s in task.splits.values() for t in s.texts]
+    assert len(seen) == len(set(seen)) == 20
