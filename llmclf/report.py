@@ -80,6 +80,26 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
     return out.sort_values(["task", "f1_micro mean"], ascending=[True, False]) if len(out) else out
 
 
+def display_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """The summary as a person reads it: 'mean ± 95% CI' strings, costs rounded, one row per configuration."""
+
+    def pm(row, m):
+        mean, ci = row[f"{m} mean"], row[f"{m} ±95%"]
+        return "-" if pd.isna(mean) else f"{mean:.3f}" + ("" if pd.isna(ci) else f" ± {ci:.3f}")
+
+    def num(v, fmt):
+        return "-" if v is None or pd.isna(v) else format(v, fmt)
+
+    rows = []
+    for _, r in summary.iterrows():
+        rows.append({"configuration": r["configuration"], "seeds": int(r["seeds"]),
+                     "F1 micro": pm(r, "f1_micro"), "F1 macro": pm(r, "f1_macro"), "accuracy": pm(r, "accuracy"),
+                     "trainable params": num(r["trainable params"], ",.0f"), "train s": num(r["train s"], ".1f"),
+                     "train ex/s": num(r["train ex/s"], ".2f"), "infer ex/s": num(r["infer ex/s"], ".1f"),
+                     "peak RSS MB": num(r["peak RSS MB"], ",.0f")})
+    return pd.DataFrame(rows)
+
+
 def compare_to_best(df: pd.DataFrame, metric: str = "f1_micro") -> pd.DataFrame:
     """Each configuration against the best one of its task: Welch's t-test over seeds (two-sided).
 
