@@ -21,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 env: $(VENV)/.installed
 
 fetch: env
-	$(VENV)/bin/llmclf fetch smollm2-135m bbc-news
+	$(VENV)/bin/llmclf fetch smollm2-135m minilm-l6 bbc-news
 
 # The default study, then its report even when a run failed (the failure shows in the report); the exit status
 # is the study's.

@@ -34,6 +34,12 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row["train_seconds"] = r.get("timings", {}).get("train_seconds")
         row["train_ex_per_s"] = r.get("throughput", {}).get("train_examples_per_second")
         row["infer_ex_per_s"] = r.get("throughput", {}).get("inference_examples_per_second")
+        # A run that read cached embeddings measured the cache, not the model: its costs would mislead.
+        row["features_cached"] = "hit" in (r.get("embedding_cache") or {}).values()
+        if row["features_cached"]:
+            row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
+        row["adapter_reused"] = bool(r.get("adapter_reused"))
+        row["invalid_output_rate"] = r.get("invalid_output_rate")
         row["peak_rss_mb"] = r.get("memory", {}).get("peak_rss_mb")
         row["peak_gpu_mb"] = r.get("memory", {}).get("peak_gpu_mb")
         row["trainable_params"] = r.get("parameters", {}).get("trainable")
@@ -75,6 +81,7 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
         row["train ex/s"] = g.train_ex_per_s.mean()
         row["infer ex/s"] = g.infer_ex_per_s.mean()
         row["peak RSS MB"] = g.peak_rss_mb.max()
+        row["invalid outputs"] = g.invalid_output_rate.astype(float).mean() if "invalid_output_rate" in g else None
         rows.append(row)
     out = pd.DataFrame(rows)
     return out.sort_values(["task", "f1_micro mean"], ascending=[True, False]) if len(out) else out
@@ -96,7 +103,8 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
                      "F1 micro": pm(r, "f1_micro"), "F1 macro": pm(r, "f1_macro"), "accuracy": pm(r, "accuracy"),
                      "trainable params": num(r["trainable params"], ",.0f"), "train s": num(r["train s"], ".1f"),
                      "train ex/s": num(r["train ex/s"], ".2f"), "infer ex/s": num(r["infer ex/s"], ".1f"),
-                     "peak RSS MB": num(r["peak RSS MB"], ",.0f")})
+                     "peak RSS MB": num(r["peak RSS MB"], ",.0f"),
+                     "invalid outputs": num(r.get("invalid outputs"), ".1%")})
     return pd.DataFrame(rows)
 
 

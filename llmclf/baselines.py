@@ -1,0 +1,151 @@
+"""The baselines of notebooks/30_baselines.ipynb, and the linear model that two of them share.
+
+- `encoder` (llmclf/encoder.py): a BERT-style encoder fine-tuned end to end, the paper's BERT baselines.
+- `frozen` (llmclf/frozen.py): a linear model on a frozen model's pooled embeddings, cached on disk.
+- `tfidf` (llmclf/tfidf.py): a linear model on TF-IDF word 1-2 grams.
+
+The two linear baselines choose the inverse regularization C on the validation split, as the fine-tuned approaches
+choose their threshold there: every C in the grid is fitted on train and scored on validation (F1 micro, ties to the
+lower log loss, then to the smaller C), and the fit with the best score is kept, so the test split is never looked at.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .config import BaselineConfig
+
+
+def make_baseline(cfg: BaselineConfig, model_path: str | None = None):
+    """The classifier `cfg.baseline` names; `model_path` (from `resolve_model(cfg.model)`) for encoder and frozen."""
+    if cfg.baseline == "tfidf":
+        from .tfidf import TfidfClassifier
+
+        return TfidfClassifier(cfg)
+    if model_path is None:
+        raise ValueError(f"baseline {cfg.baseline!r} needs a model_path: llmclf.resolve_model(cfg.model)")
+    if cfg.baseline == "encoder":
+        from .encoder import EncoderClassifier
+
+        return EncoderClassifier(cfg, model_path)
+    if cfg.baseline == "frozen":
+        from .frozen import FrozenEmbeddingClassifier
+
+        return FrozenEmbeddingClassifier(cfg, model_path)
+    raise ValueError(f"unknown baseline {cfg.baseline!r}; known: encoder, frozen, tfidf")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the linear model shared by 'frozen' and 'tfidf'
+
+
+def linear_estimator(kind: str, C: float, multi_label: bool, y_train: np.ndarray, seed: int = 0):
+    """An unfitted scikit-learn classifier with predict_proba: logistic regression (multinomial for single-label)
+    or a linear SVM calibrated by cross-validation; one-vs-rest binary models for multi-label."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.multiclass import OneVsRestClassifier
+
+    if kind == "logreg":
+        base = LogisticRegression(C=C, max_iter=2000)
+    elif kind == "svm":
+        from sklearn.calibration import CalibratedClassifierCV
+        from sklearn.svm import LinearSVC
+
+        # Sigmoid calibration on internal folds; a class needs an example in every fold.
+        base = CalibratedClassifierCV(LinearSVC(C=C, random_state=seed), method="sigmoid",
+                                      cv=_calibration_folds(y_train, multi_label))
+    else:
+        raise ValueError(f"linear model must be 'logreg' or 'svm', got {kind!r}")
+    return OneVsRestClassifier(base) if multi_label else base
+
+
+def _calibration_folds(y: np.ndarray, multi_label: bool) -> int:
+    if multi_label:
+        columns = [c for c in y.T if 0 < c.sum() < len(c)]  # a constant column gets no model, so no folds
+        counts = [min(int(c.sum()), int(len(c) - c.sum())) for c in columns] or [5]
+    else:
+        counts = np.bincount(y).tolist()
+    folds = min(5, min(counts))
+    if folds < 2:
+        raise ValueError("linear_model='svm' calibrates on cross-validation folds and needs at least 2 training "
+                         "examples of every label (and of its absence); use linear_model='logreg'")
+    return folds
+
+
+def predict_proba_linear(model, X, n_labels: int, multi_label: bool) -> np.ndarray:
+    """(n, n_labels) float32 probabilities in the task's label order, whatever classes the model saw."""
+    proba = np.asarray(model.predict_proba(X), dtype=np.float32)
+    if multi_label:
+        return proba
+    out = np.zeros((proba.shape[0], n_labels), dtype=np.float32)
+    out[:, model.classes_] = proba
+    return out
+
+
+def count_linear_parameters(model) -> int:
+    """Coefficients and intercepts of every fitted linear model inside `model` (one-vs-rest models, calibration
+    folds and their sigmoid scalings included)."""
+    if hasattr(model, "estimators_"):  # OneVsRestClassifier
+        return sum(count_linear_parameters(m) for m in model.estimators_)
+    if hasattr(model, "calibrated_classifiers_"):
+        return sum(count_linear_parameters(c.estimator) + 2 * len(c.calibrators)
+                   for c in model.calibrated_classifiers_)
+    if hasattr(model, "coef_"):
+        return int(np.size(model.coef_) + np.size(model.intercept_))
+    return 1  # one-vs-rest's constant predictor for a label that is always (or never) present
+
+
+@dataclass
+class LinearSelection:
+    """What choosing C on validation found: the kept model, its C and threshold, and every candidate's scores."""
+
+    model: object
+    C: float
+    threshold: float
+    scores: list[dict] = field(default_factory=list)  # one per C: C, validation f1_micro, log_loss, threshold
+
+    def record(self) -> dict:
+        return {"C": self.C, "threshold": self.threshold,
+                "validation": [{k: float(v) for k, v in s.items()} for s in self.scores]}
+
+    def table(self):
+        import pandas as pd
+
+        frame = pd.DataFrame(self.scores).set_index("C")
+        frame["chosen"] = frame.index == self.C
+        return frame
+
+
+def fit_linear_on_validation(X_train, y_train: np.ndarray, X_val, y_val: np.ndarray, *, n_labels: int,
+                             multi_label: bool, kind: str, c_values: list[float], tune_threshold: bool,
+                             seed: int = 0) -> LinearSelection:
+    """Fit one linear model per C on train, keep the best on validation (see the module docstring)."""
+    from sklearn.metrics import f1_score, log_loss
+
+    from .metrics import predict_labels
+    from .metrics import tune_threshold as tune
+
+    best, scores = None, []
+    for C in sorted(c_values):
+        model = linear_estimator(kind, C, multi_label, y_train, seed)
+        with warnings.catch_warnings():
+            # a label absent from the training split gets a constant one-vs-rest model: expected on small data
+            warnings.filterwarnings("ignore", message="Label not present in all training examples")
+            model.fit(X_train, y_train)
+        proba = predict_proba_linear(model, X_val, n_labels, multi_label)
+        threshold = tune(y_val, proba) if multi_label and tune_threshold else 0.5
+        f1 = f1_score(y_val, predict_labels(proba, multi_label, threshold), average="micro", zero_division=0,
+                      **({} if multi_label else {"labels": list(range(n_labels))}))
+        if multi_label:
+            clipped = np.clip(proba, 1e-7, 1 - 1e-7)
+            loss = float(-np.mean(y_val * np.log(clipped) + (1 - y_val) * np.log(1 - clipped)))
+        else:
+            loss = float(log_loss(y_val, np.clip(proba, 1e-7, 1), labels=list(range(n_labels))))
+        scores.append({"C": float(C), "f1_micro": float(f1), "log_loss": loss, "threshold": float(threshold)})
+        # strictly better only: ties keep the smaller C (the grid is ascending), the more regularized model
+        if best is None or (f1, -loss) > (best[0], -best[1]):
+            best = (f1, loss, C, threshold, model)
+    return LinearSelection(model=best[4], C=float(best[2]), threshold=float(best[3]), scores=scores)

@@ -1,0 +1,224 @@
+"""The frozen-embedding baseline: a linear model on a frozen model's pooled hidden states.
+
+The paper found frozen LLM embeddings the strongest approach on its multi-label set. Embedding is the costly part
+and the same for every seed and every C, so each split's embeddings are computed once, in batched no-grad passes,
+and cached on disk under `cache_dir()/embeddings/<key>.npz`; the key covers everything that changes them (the
+model's checksum, or its hub id, the pooling, max_length, dtype and the texts). A run records which splits came from
+the cache (`embedding_cache`), since a hit makes fit and predict much faster than the embedding they stand for.
+
+Pooling: a causal LM is read at its last real token or averaged over real tokens (llmclf.embedding_head.pool, with
+position ids that follow the mask, so padding changes nothing), optionally after an appended EOS token as in the
+embedding head (`append_eos`); an encoder is averaged over real tokens, as sentence-transformers does. Features are
+standardized before the linear model (llmclf.baselines).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .baselines import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
+from .config import BaselineConfig, ConfigError
+from .embedding_head import pool, position_ids_from_mask
+from .training import encode_batch
+
+CACHE_FORMAT = 1  # bump when the way embeddings are computed changes: old files are then never read
+
+
+def texts_checksum(texts: list[str]) -> str:
+    return hashlib.sha256(json.dumps(list(texts)).encode()).hexdigest()
+
+
+def model_identity(model_path: str) -> str:
+    """A local folder's content checksum, or the hub id itself (its revision is not pinned here)."""
+    from .artifacts import folder_checksum
+
+    return f"sha256:{folder_checksum(model_path)}" if Path(model_path).is_dir() else f"hub:{model_path}"
+
+
+def embedding_key(model_path: str, pooling: str, max_length: int, dtype: str, texts: list[str],
+                  quantization: str = "none", append_eos: bool = False) -> str:
+    spec = {"format": CACHE_FORMAT, "model": model_identity(model_path), "pooling": pooling,
+            "max_length": max_length, "dtype": dtype, "quantization": quantization, "append_eos": append_eos,
+            "texts": texts_checksum(texts)}
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def embedding_cache_path(key: str) -> Path:
+    from .artifacts import cache_dir
+
+    return cache_dir() / "embeddings" / f"{key}.npz"
+
+
+def load_embeddings(key: str, n_texts: int) -> tuple[np.ndarray, dict] | None:
+    """The cached (embeddings, metadata), or None when absent or unreadable (then it is computed again)."""
+    path = embedding_cache_path(key)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            embeddings, meta = f["embeddings"], json.loads(str(f["meta"]))
+    except (OSError, ValueError, KeyError):
+        return None
+    if embeddings.ndim != 2 or embeddings.shape[0] != n_texts:
+        return None
+    return embeddings, meta
+
+
+def save_embeddings(key: str, embeddings: np.ndarray, meta: dict) -> Path:
+    """Written to a temporary file and renamed, so a reader (another run) never sees half a file."""
+    path = embedding_cache_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, embeddings=embeddings, meta=np.array(json.dumps(meta)))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def is_causal_lm(config) -> bool:
+    """Whether a model reads left to right (pool its last token) rather than both ways (an encoder).
+
+    Model types with a masked-LM head (bert, roberta, deberta, ...) are encoders unless the checkpoint itself says
+    it is a causal LM."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    architectures = getattr(config, "architectures", None) or []
+    if any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in architectures):
+        return True
+    return config.model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
+@torch.inference_mode()
+def embed_texts(model, tokenizer, texts: list[str], *, pooling: str, max_length: int, batch_size: int,
+                causal: bool, append_token: int | None = None) -> np.ndarray:
+    """(n, hidden) float32 pooled last hidden states, in batched no-grad passes over texts sorted by length;
+    `append_token` ends every text (after truncation to max_length - 1)."""
+    device = next(model.parameters()).device
+    order = np.argsort([len(t) for t in texts], kind="stable")  # short with short: little padding to compute
+    out = None
+    for start in range(0, len(texts), batch_size):
+        idx = order[start:start + batch_size]
+        enc = encode_batch(tokenizer, [texts[i] for i in idx], max_length, append_token)
+        enc = {k: v.to(device) for k, v in enc.items()}
+        kwargs = {"position_ids": position_ids_from_mask(enc["attention_mask"]), "use_cache": False} if causal else {}
+        hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs).last_hidden_state
+        pooled = pool(hidden.float(), enc["attention_mask"], pooling).cpu().numpy()  # a bfloat16 mean loses digits
+        if out is None:
+            out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
+        out[idx] = pooled
+    return out if out is not None else np.zeros((0, 0), dtype=np.float32)
+
+
+class FrozenEmbeddingClassifier:
+    """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn.
+
+    `embedding_cache` says, per split, whether its embeddings were read from the cache ('hit') or computed
+    ('miss'); `embedding_seconds` how long getting them took. The model is loaded only when something is computed.
+    """
+
+    epochs = 1.0  # for throughput: fit embeds each training text once, whatever the C grid
+
+    def __init__(self, cfg: BaselineConfig, model_path: str):
+        self.cfg = cfg
+        self.model_path = model_path
+        self.threshold = 0.5
+        self.log_history: list[dict] = []
+        self.embedding_cache: dict[str, str] = {}
+        self.embedding_seconds: dict[str, float] = {}
+        self.model = None
+        self._model_params: int | None = None
+        self._split_names: dict[str, str] = {}
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
+        self.causal = is_causal_lm(config)
+        if cfg.pooling == "last" and not self.causal:
+            raise ConfigError(f"pooling='last' reads a causal LM's final token; {model_path} is an encoder "
+                              f"({config.model_type}), whose last token is [SEP]: use pooling='mean'")
+        self.append_eos = cfg.append_eos and self.causal
+
+    def _load(self):
+        from transformers import AutoModel, AutoTokenizer
+
+        from .lora import load_pretrained
+
+        cfg = self.cfg
+        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=cfg.trust_remote_code)
+        if self.tokenizer.pad_token is None:  # the attention mask, not the pad id, decides what is pooled
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        if self.append_eos and self.tokenizer.eos_token_id is None:
+            raise ValueError(f"append_eos=True but the tokenizer of {self.model_path} has no EOS token; "
+                             "set append_eos=False")
+        self.model = load_pretrained(AutoModel, self.model_path, quantization=cfg.quantization, dtype=cfg.dtype,
+                                     trust_remote_code=cfg.trust_remote_code).eval()
+        self._model_params = int(sum(p.numel() for p in self.model.parameters()))
+
+    def embed(self, texts: list[str], name: str) -> np.ndarray:
+        """Embeddings of `texts`, from the cache or computed (then cached); `name` labels the cache record."""
+        cfg = self.cfg
+        start = time.perf_counter()
+        key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, cfg.dtype, texts, cfg.quantization,
+                            self.append_eos)
+        cached = load_embeddings(key, len(texts))
+        if cached is not None:
+            embeddings, meta = cached
+            self._model_params = self._model_params or meta.get("model_params")
+            self.embedding_cache[name] = "hit"
+        else:
+            if self.model is None:
+                self._load()
+            embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
+                                     max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
+                                     append_token=self.tokenizer.eos_token_id if self.append_eos else None)
+            save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
+                                              "max_length": cfg.max_length, "dtype": cfg.dtype,
+                                              "quantization": cfg.quantization, "append_eos": self.append_eos,
+                                              "n_texts": len(texts), "model_params": self._model_params})
+            self.embedding_cache[name] = "miss"
+        self.embedding_seconds[name] = time.perf_counter() - start
+        return embeddings
+
+    def fit(self, task) -> "FrozenEmbeddingClassifier":
+        from sklearn.preprocessing import StandardScaler
+
+        self.labels, self.multi_label = task.labels, task.multi_label
+        # predict_proba is given texts only; knowing the splits lets it record "test" rather than "predict"
+        self._split_names = {texts_checksum(s.texts): name for name, s in task.splits.items()}
+        X_train = self.embed(task.train.texts, "train")
+        X_val = self.embed(task.validation.texts, "validation")
+        self.scaler = StandardScaler().fit(X_train)
+        self.selection = fit_linear_on_validation(
+            self.scaler.transform(X_train), task.train.y, self.scaler.transform(X_val), task.validation.y,
+            n_labels=task.n_labels, multi_label=task.multi_label, kind="logreg", c_values=self.cfg.c_values,
+            tune_threshold=self.cfg.threshold == "validation", seed=self.cfg.seed)
+        self.linear = self.selection.model
+        if task.multi_label:
+            self.threshold = self.selection.threshold
+        # The scaler is an affine map that folds into the linear weights: it adds no parameters of its own.
+        self.trainable_params = count_linear_parameters(self.linear)
+        self.total_params = self.trainable_params + (self._model_params or 0)
+        return self
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        name = self._split_names.get(texts_checksum(texts), "predict")
+        X = self.scaler.transform(self.embed(texts, name))
+        return predict_proba_linear(self.linear, X, len(self.labels), self.multi_label)
+
+    @property
+    def prediction_stats(self) -> dict:
+        return {"linear_model": {"kind": "logreg", "n_features": int(self.scaler.n_features_in_),
+                                 **self.selection.record()},
+                "embedding_cache": dict(self.embedding_cache),
+                "feature_seconds": dict(self.embedding_seconds)}

@@ -1,0 +1,103 @@
+"""Every baseline through the real papermill path (notebooks/30_baselines.ipynb) on tiny random models, asserting on
+the values the notebook recorded, as microsoft/recommenders' notebook tests do. The frozen baseline runs twice
+(two seeds): the second run must read its embeddings from the cache the first one wrote."""
+
+import pytest
+
+from llmclf.record import read_record
+from llmclf.runner import run_study
+
+C_VALUES = [0.1, 1.0, 10.0]  # tfidf's; frozen runs with the notebook's default grid
+LABELS = {"chemistry", "electricity", "mechanics"}
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory, tiny_bert, tiny_llama, tiny_csv):
+    root = tmp_path_factory.mktemp("smoke_baselines")
+    study = root / "baselines.yaml"
+    study.write_text(f"""
+description: smoke test of the baselines on tiny random models
+defaults: {{dataset: "{tiny_csv / 'single.csv'}", max_length: 32}}
+runs:
+  - notebook: 30_baselines
+    label: encoder
+    params: {{baseline: encoder, model: "{tiny_bert}", learning_rate: 0.001}}
+  - notebook: 30_baselines
+    label: frozen
+    params: {{baseline: frozen, model: "{tiny_llama}", pooling: last}}
+    seeds: [0, 1]
+  - notebook: 30_baselines
+    label: tfidf
+    params: {{baseline: tfidf, c_values: {C_VALUES}}}
+""")
+    # papermill's kernels inherit os.environ: the embedding cache goes to a folder of this test's own
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("LLMCLF_CACHE", str(root / "cache"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        outcomes = run_study(study, root / "runs")
+    records = {}
+    for o in outcomes:
+        records.setdefault(o.spec.label, []).append(read_record(root / "runs" / "baselines" / o.spec.run_id))
+    return root, outcomes, records
+
+
+def test_every_baseline_run_is_done_and_recorded(smoke):
+    _, outcomes, records = smoke
+    assert [o.status for o in outcomes] == ["done"] * 4, [o.error for o in outcomes]
+    for label, runs in records.items():
+        for r in runs:
+            assert r["status"] == "done" and r["notebook"] == "30_baselines" and r["params"]["baseline"] == label
+            m = r["metrics"]
+            assert 0.0 <= m["f1_micro"] <= 1.0 and set(m["f1_per_label"]) == LABELS
+            assert m["n"] == r["task"]["sizes"]["test"] > 0
+            assert r["throughput"]["train_examples_per_second"] > 0
+            assert r["throughput"]["inference_examples_per_second"] > 0
+            assert r["provenance"]["data_checksum"]
+
+
+def test_parameters_and_model_provenance(smoke):
+    _, _, records = smoke
+    (encoder,), (tfidf,) = records["encoder"], records["tfidf"]
+    assert encoder["parameters"]["trainable"] == encoder["parameters"]["total"] > 0  # full fine-tuning
+    assert encoder["loss_curve"] and encoder["provenance"]["model_checksum"]
+    assert tfidf["parameters"]["trainable"] == tfidf["parameters"]["total"] > 0
+    assert tfidf["provenance"]["model_checksum"] is None  # no pretrained model
+    for frozen in records["frozen"]:
+        assert 0 < frozen["parameters"]["trainable"] < frozen["parameters"]["total"]
+        assert frozen["provenance"]["model_checksum"] not in (None, encoder["provenance"]["model_checksum"])
+
+
+def test_linear_baselines_record_the_c_chosen_on_validation(smoke):
+    _, _, records = smoke
+    from llmclf.study import notebook_defaults
+
+    default_grid = notebook_defaults("30_baselines")["c_values"]
+    for r in [*records["frozen"], *records["tfidf"]]:
+        grid = C_VALUES if r["params"]["baseline"] == "tfidf" else default_grid
+        chosen = r["linear_model"]
+        assert [s["C"] for s in chosen["validation"]] == grid and chosen["C"] in grid
+        best = max(chosen["validation"], key=lambda s: (s["f1_micro"], -s["log_loss"]))
+        assert chosen["C"] == best["C"]
+        assert chosen["n_features"] > 0
+
+
+def test_second_frozen_run_reads_the_embedding_cache(smoke):
+    root, _, records = smoke
+    first, second = records["frozen"]
+    assert (first["params"]["seed"], second["params"]["seed"]) == (0, 1)
+    assert first["embedding_cache"] == {"train": "miss", "validation": "miss", "test": "miss"}
+    assert second["embedding_cache"] == {"train": "hit", "validation": "hit", "test": "hit"}
+    assert second["metrics"]["f1_micro"] == first["metrics"]["f1_micro"]  # the same features, the same model
+    assert second["parameters"] == first["parameters"]
+    assert len(list((root / "cache" / "embeddings").glob("*.npz"))) == 3  # in the test's cache, not the user's
+
+
+def test_predictions_hold_test_probabilities(smoke):
+    import numpy as np
+    import pandas as pd
+
+    root, outcomes, _ = smoke
+    for o in outcomes:
+        frame = pd.read_parquet(root / "runs" / "baselines" / o.spec.run_id / "predictions.parquet")
+        p = frame[[c for c in frame.columns if c.startswith("p:")]].to_numpy()
+        np.testing.assert_allclose(p.sum(1), 1.0, atol=1e-4)
