@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--runs-root", default="runs", help="folder of run folders (default: runs)")
     p.add_argument("--only", help="run only the runs whose id or label contains this text")
     p.add_argument("--dry-run", action="store_true", help="expand and validate, list the runs, run nothing")
+    p.add_argument("--by-seed", action="store_true",
+                   help="run every configuration's first seed before any second seed")
 
     p = sub.add_parser("report", help="render reports/<study>/index.html from the study's records")
     p.add_argument("study", help="study name (the params file's stem)")
@@ -47,12 +49,17 @@ def main(argv: list[str] | None = None) -> int:
             from .study import load_study
 
             if args.dry_run:
-                for s in load_study(args.study_file):
-                    print(f"{s.run_id}  {s.label}")
+                specs = load_study(args.study_file)
+                for s in specs:
+                    task = s.params.get("dataset", "")
+                    if task in ("uspto-10k",):
+                        task += f" ({s.params.get('label_level')})"
+                    print(f"{s.run_id}  seed {s.params.get('seed', '-')!s:3}  {task:22s}  {s.label}")
+                print(f"{len(specs)} runs")
                 return 0
             from .runner import run_study
 
-            outcomes = run_study(args.study_file, args.runs_root, only=args.only)
+            outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed)
             return 1 if any(o.status == "failed" for o in outcomes) else 0
         if args.command == "report":
             from .report import render_report

@@ -200,10 +200,10 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         splits[s] = Split(texts=[texts[i] for i in keep], y=y[keep], ids=[ids[i] for i in keep])
     source["sizes"] = {s: len(splits[s]) for s in SPLITS}
     descriptions = None
-    if name in PATENT_DATASETS:
+    if str(dataset) in PATENT_DATASETS:
         from .patents import label_descriptions
 
-        descriptions = label_descriptions(names, label_level if name == "uspto-10k" else "section")
+        descriptions = label_descriptions(names, label_level if str(dataset) == "uspto-10k" else "section")
     return Task(name=name, labels=names, multi_label=multi_label, source=source, label_descriptions=descriptions,
                 **splits)
 
@@ -221,7 +221,9 @@ def _read_patents(dataset, data_dir, text_fields, label_field, multi_label, labe
         path = folder / spec["file"]
         source = {"dataset": dataset, "path": str(path), "format": "jsonl.gz",
                   "sha256": {path.name: sha256_file(path)}, **extra}
-        return dataset, [(None, frame, str(path), "")], source, text_fields, "label", spec["id_field"]
+        # one data set, several tasks: the name says which, so a report keeps them apart
+        name = f"{dataset} ({label_level}, {'multi' if multi_label else 'single'}-label)"
+        return name, [(None, frame, str(path), "")], source, text_fields, "label", spec["id_field"]
     if not multi_label:
         raise DataError(f"{dataset} is multi-label (IPC sections, 1.45 a document): set multi_label=True")
     _, frames, source = _read_source(str(folder), None)

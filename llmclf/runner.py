@@ -77,10 +77,15 @@ def _describe(e: Exception) -> str:
 
 
 def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_name: str | None = None,
-              only: str | None = None) -> list[RunOutcome]:
+              only: str | None = None, by_seed: bool = False) -> list[RunOutcome]:
+    """Execute every run of a study. `by_seed`: every configuration's first seed before any second seed, so that
+    a long study stopped early still has every configuration."""
     specs = load_study(study_file)  # every run validated before the first starts
     if only:
         specs = [s for s in specs if only in s.run_id or only in s.label]
+    if by_seed:
+        seeds = sorted({s.params.get("seed", 0) for s in specs})
+        specs = sorted(specs, key=lambda s: seeds.index(s.params.get("seed", 0)))  # stable: file order within
     runs_root = Path(runs_root)
     outcomes: list[RunOutcome] = []
     start = time.perf_counter()

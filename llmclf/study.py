@@ -3,7 +3,10 @@
 ```yaml
 name: default                    # optional; the file name's stem otherwise
 description: one line for the report
-defaults: {dataset: bbc-news}    # merged into every run (each key must be a parameter of every notebook)
+defaults: {dataset: bbc-news}    # merged into every run whose notebook has that parameter
+tasks:                           # optional: every run is repeated for each task (or the run's `tasks: [...]`)
+  news: {dataset: bbc-news}
+  mine: {dataset: data/mine.csv, multi_label: true}
 runs:
   - notebook: 10_embedding_head  # a notebook in notebooks/
     label: embedding head        # optional; the configuration's name in the report
@@ -30,8 +33,8 @@ import yaml
 from .config import ConfigError, config_for
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
-STUDY_KEYS = {"name", "description", "defaults", "runs"}
-RUN_KEYS = {"notebook", "label", "params", "grid", "seeds"}
+STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs"}
+RUN_KEYS = {"notebook", "label", "params", "grid", "seeds", "tasks"}
 
 
 @dataclass
@@ -90,13 +93,32 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
     runs = doc.get("runs")
     if not runs or not isinstance(runs, list):
         raise ConfigError(f"{path}: 'runs' must be a non-empty list of runs")
+    tasks = doc.get("tasks") or {None: {}}
+    if not isinstance(tasks, dict) or not all(isinstance(v, dict) for v in tasks.values()):
+        raise ConfigError(f"{path}: 'tasks' maps a task's name to its parameters")
+    defaults = doc.get("defaults") or {}
+    notebooks = [str(e.get("notebook", "")).removesuffix(".ipynb") for e in runs if isinstance(e, dict)]
+    try:
+        known_anywhere = set().union(*(config_for(nb).field_names() for nb in set(notebooks)))
+    except ConfigError as e:
+        raise ConfigError(f"{path}: {e}") from None
+    for where, params in [("defaults", defaults), *((f"tasks.{t}", p) for t, p in tasks.items())]:
+        bad = sorted(set(params) - known_anywhere)
+        if bad:
+            raise ConfigError(f"{path}: {where}: parameter(s) {bad} belong to none of the study's notebooks "
+                              f"{sorted(set(notebooks))}")
     specs, errors = [], []
     for i, entry in enumerate(runs):
         where = f"{path}: runs[{i}]"
-        try:
-            specs.extend(_expand(name, entry, doc.get("defaults") or {}, where, notebooks_dir))
-        except ConfigError as e:
-            errors.append(str(e) if str(e).startswith(str(path)) else f"{where}: {e}")
+        chosen = entry.get("tasks", list(tasks)) if isinstance(entry, dict) else list(tasks)
+        for task in chosen:
+            try:
+                if task not in tasks:
+                    raise ConfigError(f"unknown task {task!r}; the study's tasks: {[t for t in tasks if t]}")
+                entry_ = {k: v for k, v in entry.items() if k != "tasks"}
+                specs.extend(_expand(name, entry_, {**defaults, **tasks[task]}, where, notebooks_dir))
+            except ConfigError as e:
+                errors.append(str(e) if str(e).startswith(str(path)) else f"{where}: {e}")
     if errors:
         raise ConfigError("invalid study:\n  " + "\n  ".join(errors))
     seen = {}
@@ -125,8 +147,9 @@ def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: 
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise ConfigError(f"{where}: grid values of {key!r} must be a non-empty list, got {values!r}")
-    fixed = {**defaults, **(entry.get("params") or {})}
     known = set(config_cls.field_names())
+    # shared parameters (defaults, a task's) go to the notebooks that have them; a run's own must all fit
+    fixed = {**{k: v for k, v in defaults.items() if k in known}, **(entry.get("params") or {})}
     bad = sorted((set(fixed) | set(grid)) - known)
     if bad:
         raise ConfigError(f"{where}: unknown parameter(s) {bad} for notebook {notebook}; "
