@@ -39,7 +39,9 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
     costs = {
         "timings": {"train_seconds": timer.seconds["train"], "predict_seconds": timer.seconds["predict"]},
         "throughput": {
-            "train_examples_per_second": len(task.train) * epochs / max(timer.seconds["train"], 1e-9),
+            # None when nothing was trained (zero-shot): its 'training' time is loading the model
+            "train_examples_per_second": (len(task.train) * epochs / max(timer.seconds["train"], 1e-9)
+                                          if trainable != 0 else None),
             "inference_examples_per_second": len(task.test) / max(timer.seconds["predict"], 1e-9),
         },
         "memory": peak_memory_mb(),

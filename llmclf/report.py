@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,8 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row["features_cached"] = "hit" in (r.get("embedding_cache") or {}).values()
         if row["features_cached"]:
             row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
+        if row["trainable_params"] == 0:  # nothing trained (zero-shot): 'training' was loading the model
+            row["train_ex_per_s"] = float("nan")
         row["adapter_reused"] = bool(r.get("adapter_reused"))
         row["invalid_output_rate"] = r.get("invalid_output_rate")
         row["peak_rss_mb"] = r.get("memory", {}).get("peak_rss_mb")
@@ -124,8 +127,11 @@ def compare_to_best(df: pd.DataFrame, metric: str = "f1_micro") -> pd.DataFrame:
         for label, mean in means.sort_values(ascending=False).items():
             vals = g[g.label == label][metric].astype(float).values
             p = float("nan")
-            if label != best and len(vals) > 1 and len(best_vals) > 1:
-                p = float(stats.ttest_ind(best_vals, vals, equal_var=False).pvalue)
+            # no test between two constant samples (deterministic baselines): their spread says nothing
+            if label != best and len(vals) > 1 and len(best_vals) > 1 and (np.ptp(vals) > 0 or np.ptp(best_vals) > 0):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", RuntimeWarning)
+                    p = float(stats.ttest_ind(best_vals, vals, equal_var=False).pvalue)
             rows.append({"task": task, "configuration": label, f"{metric} mean": mean,
                          "difference to best": mean - means[best], "p (Welch, vs best)": p,
                          "differs at 5%": bool(p < 0.05) if not np.isnan(p) else None})
