@@ -39,7 +39,7 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row["features_cached"] = "hit" in (r.get("embedding_cache") or {}).values()
         if row["features_cached"]:
             row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
-        if row["trainable_params"] == 0:  # nothing trained (zero-shot): 'training' was loading the model
+        if (r.get("parameters") or {}).get("trainable") == 0:  # nothing trained (zero-shot): 'training' was loading the model
             row["train_ex_per_s"] = float("nan")
         row["adapter_reused"] = bool(r.get("adapter_reused"))
         row["invalid_output_rate"] = r.get("invalid_output_rate")
