@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .artifacts import sha256_file  # noqa: E402 - stdlib-only module: importing it fetches nothing
+
 BUILTIN_DATASETS = ("bbc-news",)
 PATENT_DATASETS = ("uspto-10k", "uspto-ipc-sections")  # read from the shared data folder (llmclf.patents)
 SUPPORTED_EXTENSIONS = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
@@ -278,14 +280,6 @@ def _text_files(folder: Path) -> list[Path]:
             raise DataError(f"{class_dir}: class folder has no .txt files")
         files += found
     return files
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 # --- reading sources -------------------------------------------------------------------------------------------
