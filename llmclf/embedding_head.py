@@ -8,13 +8,11 @@ and position ids follow the mask, so left- and right-padded batches give the sam
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import nn
 
-from .config import EmbeddingHeadConfig
 from .lora import count_parameters, load_pretrained, wrap_lora
-from .training import TokenizedDataset, encode_batch, train_with_trainer
+from .training import FineTunedClassifier
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -59,14 +57,9 @@ class PooledClassifier(nn.Module):
         return out
 
 
-class EmbeddingHeadClassifier:
-    """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn."""
-
-    def __init__(self, cfg: EmbeddingHeadConfig, model_path: str):
-        self.cfg = cfg
-        self.model_path = model_path
-        self.threshold = 0.5
-        self.log_history: list[dict] = []
+class EmbeddingHeadClassifier(FineTunedClassifier):
+    """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn.
+    `cfg`: an EmbeddingHeadConfig; `model_path`: a local causal LM folder (`llmclf.resolve_model`)."""
 
     def _build(self, n_labels: int, multi_label: bool):
         from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
@@ -87,37 +80,12 @@ class EmbeddingHeadClassifier:
         self.net = PooledClassifier(model, cfg.pooling, multi_label)
         self.trainable_params, self.total_params = count_parameters(model)
 
-    def fit(self, task) -> "EmbeddingHeadClassifier":
-        self.labels, self.multi_label = task.labels, task.multi_label
-        self._build(task.n_labels, task.multi_label)
-        y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
-        data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
-                                append_token=self._eos_id())
-        self.log_history = train_with_trainer(self.net, data, self.tokenizer, self.cfg)
-        if task.multi_label and self.cfg.threshold == "validation":
-            from .metrics import tune_threshold
+    def _logits(self, input_ids, attention_mask):
+        return self.net(input_ids, attention_mask)["logits"]
 
-            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
-        return self
-
-    @torch.inference_mode()
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        self.net.eval()
-        device = next(self.net.parameters()).device
-        # Sorting by length keeps padding, and so wasted compute, small; the order is restored at the end.
-        order = np.argsort([len(t) for t in texts])
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        bs = self.cfg.eval_batch_size
-        for start in range(0, len(texts), bs):
-            idx = order[start:start + bs]
-            enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self._eos_id())
-            enc = {k: v.to(device) for k, v in enc.items()}
-            logits = self.net(enc["input_ids"], enc["attention_mask"])["logits"]
-            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-            out[idx] = probs.float().cpu().numpy()
-        return out
-
-    def _eos_id(self) -> int | None:
+    @property
+    def append_token(self) -> int | None:
+        """EOS after every (truncated) text when `append_eos`, so that last-token pooling reads a fixed token."""
         if not self.cfg.append_eos:
             return None
         if self.tokenizer.eos_token_id is None:

@@ -8,12 +8,11 @@ through transformers' Trainer (llmclf.training), so its settings mean what they 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
 from .config import BaselineConfig, ConfigError
 from .lora import count_parameters, load_pretrained, wrap_lora
-from .training import TokenizedDataset, train_with_trainer
+from .training import FineTunedClassifier
 
 
 def check_lora_targets(model, targets: list[str]) -> None:
@@ -32,14 +31,11 @@ def check_lora_targets(model, targets: list[str]) -> None:
                           + (f" (peft's default for it: {suggestion})" if suggestion else ""))
 
 
-class EncoderClassifier:
+class EncoderClassifier(FineTunedClassifier):
     """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn."""
 
     def __init__(self, cfg: BaselineConfig, model_path: str):
-        self.cfg = cfg
-        self.model_path = model_path
-        self.threshold = 0.5
-        self.log_history: list[dict] = []
+        super().__init__(cfg, model_path)
         self.epochs = cfg.epochs
 
     def _build(self, n_labels: int, multi_label: bool):
@@ -58,40 +54,14 @@ class EncoderClassifier:
         if cfg.use_lora:
             check_lora_targets(model, cfg.lora_target_modules)
         # SEQ_CLS: peft trains and saves the new classifier layer in full beside the adapters.
-        self.model = wrap_lora(model, cfg, task_type="SEQ_CLS")
-        self.trainable_params, self.total_params = count_parameters(self.model)
+        self.net = wrap_lora(model, cfg, task_type="SEQ_CLS")
+        self.trainable_params, self.total_params = count_parameters(self.net)
 
-    def fit(self, task) -> "EncoderClassifier":
-        self.labels, self.multi_label = task.labels, task.multi_label
-        self._build(task.n_labels, task.multi_label)
-        y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
-        data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y)
-        self.log_history = train_with_trainer(self.model, data, self.tokenizer, self.cfg)
-        if task.multi_label and self.cfg.threshold == "validation":
-            from .metrics import tune_threshold
-
-            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
-        return self
-
-    @torch.inference_mode()
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        self.model.eval()
-        device = next(self.model.parameters()).device
-        # Sorting by length keeps padding, and so wasted compute, small; the order is restored at the end.
-        order = np.argsort([len(t) for t in texts], kind="stable")
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        bs = self.cfg.eval_batch_size
-        for start in range(0, len(texts), bs):
-            idx = order[start:start + bs]
-            enc = self.tokenizer([texts[i] for i in idx], truncation=True, max_length=self.cfg.max_length,
-                                 padding=True, return_tensors="pt").to(device)
-            # as in training (TokenizedDataset), no token_type_ids: a single segment is all zeros anyway
-            logits = self.model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.float()
-            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
-            out[idx] = probs.cpu().numpy()
-        return out
+    def _logits(self, input_ids, attention_mask):
+        # as in training (TokenizedDataset), no token_type_ids: a single segment is all zeros anyway
+        return self.net(input_ids=input_ids, attention_mask=attention_mask).logits
 
     def save(self, folder: str) -> None:
         """The fine-tuned model (or the LoRA adapter and classifier layer), with the tokenizer."""
-        self.model.save_pretrained(folder)
+        self.net.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)

@@ -23,7 +23,8 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
 
     Training throughput counts examples seen (train size x epochs) per second of `fit`; inference throughput
     counts test examples per second of `predict_proba`. A multi-label threshold tuned inside `fit` on validation
-    is used for the headline metrics; the metrics at 0.5 are recorded beside them.
+    is used for the headline metrics; the metrics at 0.5 are recorded beside them. A classifier whose outputs
+    can name no label (generated answers) sets `invalid_mask` in `predict_proba`; those rows are scored as wrong.
     """
     timer = Timer()
     with timer("train"):
@@ -31,10 +32,11 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
     with timer("predict"):
         proba = clf.predict_proba(task.test.texts)
     threshold = float(getattr(clf, "threshold", 0.5))
-    metrics = classification_metrics(task.test.y, proba, task.labels, task.multi_label, threshold)
+    invalid = getattr(clf, "invalid_mask", None)  # predictions that name no label (generated answers)
+    metrics = classification_metrics(task.test.y, proba, task.labels, task.multi_label, threshold, invalid)
     extra = {}
     if task.multi_label:
-        extra["metrics_at_0.5"] = classification_metrics(task.test.y, proba, task.labels, True, 0.5)
+        extra["metrics_at_0.5"] = classification_metrics(task.test.y, proba, task.labels, True, 0.5, invalid)
     trainable, total = getattr(clf, "trainable_params", None), getattr(clf, "total_params", None)
     costs = {
         "timings": {"train_seconds": timer.seconds["train"], "predict_seconds": timer.seconds["predict"]},

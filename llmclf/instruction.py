@@ -9,10 +9,10 @@ Prediction gives a `predict_proba`-shaped (n, n_labels) array, so the metrics ar
 
 - `generate`: greedy decoding, then parsing (`llmclf.prompts.parse_answer`): exact, case-insensitive, then the
   longest label contained in the output (an output naming several unrelated labels is ambiguous). Rows are 0/1.
-  An output that names no label is *invalid*: its row is all zeros, it is counted (`invalid_output_rate`), and
-  `fit_and_evaluate` below scores it as wrong: for single-label it is a prediction of no class, so it lowers
-  accuracy and micro F1 (which stay equal) and the recall of its true class, and adds no false positive to any
-  class. (Left to `classification_metrics`, the argmax of a zero row would quietly predict label 0.)
+  An output that names no label is *invalid*: its row is all zeros, it is counted (`invalid_output_rate`) and
+  marked in `invalid_mask`, which `llmclf.metrics.classification_metrics` scores as wrong: for single-label a
+  prediction of no class, which lowers accuracy and micro F1 (which stay equal) and the recall of its true class,
+  and adds no false positive to any class (the argmax of a zero row would otherwise quietly predict label 0).
 - `constrained`: greedy decoding restricted by a prefix tree over the labels' tokens (`AnswerConstraint`, a
   `prefix_allowed_tokens_fn` of `generate`): every output is a valid answer; multi-label answers are labels in
   increasing order without repeats, separated, then EOS. Rows are 0/1.
@@ -63,7 +63,6 @@ from .training import train_with_trainer
 
 # parameters that change predictions (or the evaluation data) but not the trained adapter
 PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "run_dir")
-INVALID_LABEL = "(invalid output)"
 
 
 class AnswerCollator:
@@ -472,61 +471,12 @@ class InstructionClassifier:
         return label_marginals(logp, b, keys)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# measuring: invalid outputs count as wrong
-
-
-def with_invalid_column(proba: np.ndarray, invalid: np.ndarray, labels: list[str]):
-    """Single-label probabilities with one more column, `(invalid output)`, that invalid rows predict."""
-    ext = np.zeros((len(proba), len(labels) + 1), dtype=np.float32)
-    ext[:, :-1] = proba
-    ext[invalid] = 0.0
-    ext[invalid, -1] = 1.0
-    return ext, [*labels, INVALID_LABEL]
-
-
-def metrics_counting_invalid(y_true, proba, invalid, labels, multi_label, threshold=0.5) -> dict:
-    """`classification_metrics`, with invalid outputs (rows of `invalid`) scored as wrong.
-
-    Single-label: an invalid row predicts a class of its own, so it is wrong for accuracy and micro F1 (still equal)
-    and a miss of its true class; that pseudo-class is then dropped from the per-label, macro and weighted F1, so it
-    adds no false positive to any real class. Multi-label: an invalid row is all zeros, i.e. no label, which the
-    metrics already count as misses; only precision@1, whose argmax would pick label 0, is corrected.
-    """
-    from .metrics import classification_metrics
-
-    invalid = np.asarray(invalid, dtype=bool)
-    if not invalid.any():
-        return classification_metrics(y_true, proba, labels, multi_label, threshold)
-    if multi_label:
-        m = classification_metrics(y_true, proba, labels, True, threshold)
-        top1 = np.asarray(proba).argmax(axis=1)
-        m["precision_at_1"] = float(np.mean((y_true[np.arange(len(y_true)), top1] == 1) & ~invalid))
-        return m
-    ext, ext_labels = with_invalid_column(proba, invalid, labels)
-    m = classification_metrics(y_true, ext, ext_labels, False, threshold)
-    m["f1_per_label"].pop(INVALID_LABEL)
-    m["support_per_label"].pop(INVALID_LABEL)
-    f1 = np.array([m["f1_per_label"][l] for l in labels])
-    support = np.array([m["support_per_label"][l] for l in labels])
-    m["f1_macro"] = float(f1.mean())
-    m["f1_weighted"] = float((f1 * support).sum() / max(support.sum(), 1))
-    return m
-
-
 def fit_and_evaluate(clf: InstructionClassifier, task, epochs: float = 1.0):
-    """`llmclf.experiment.fit_and_evaluate`, then: invalid outputs scored as wrong, and, when a cached adapter
+    """`llmclf.experiment.fit_and_evaluate` (which scores invalid outputs as wrong), then, when a cached adapter
     was reused, the original training time recorded as the training cost (the load time beside it)."""
     from .experiment import fit_and_evaluate as measure
 
     result = measure(clf, task, epochs=epochs)
-    invalid = clf.invalid_mask
-    if invalid is not None and invalid.any():
-        result.metrics = metrics_counting_invalid(task.test.y, result.test_proba, invalid, task.labels,
-                                                  task.multi_label, float(clf.threshold))
-        if task.multi_label:
-            result.extra["metrics_at_0.5"] = metrics_counting_invalid(task.test.y, result.test_proba, invalid,
-                                                                      task.labels, True, 0.5)
     if clf.adapter_reused:
         timings, throughput = result.costs["timings"], result.costs["throughput"]
         timings["adapter_load_seconds"] = timings["train_seconds"]

@@ -44,6 +44,62 @@ def encode_batch(tokenizer, texts: list[str], max_length: int, append_token: int
                          return_tensors="pt")
 
 
+class FineTunedClassifier:
+    """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn: what the embedding
+    head and the encoder baseline share. A subclass builds `self.net` and `self.tokenizer` in `_build` and says
+    how `_logits` reads the net's output; `append_token` (e.g. EOS) ends every text, in training and prediction.
+
+    Training goes through `train_with_trainer`; for multi-label with `threshold: validation` the decision
+    threshold is then tuned on the validation split. Prediction runs in batches sorted by length, which keeps
+    padding (wasted compute) small; the order is restored at the end. Softmax for single-label, sigmoid for
+    multi-label.
+    """
+
+    def __init__(self, cfg, model_path: str):
+        self.cfg = cfg
+        self.model_path = model_path
+        self.threshold = 0.5
+        self.log_history: list[dict] = []
+
+    def _build(self, n_labels: int, multi_label: bool) -> None:
+        raise NotImplementedError
+
+    def _logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    @property
+    def append_token(self) -> int | None:
+        return None
+
+    def fit(self, task):
+        self.labels, self.multi_label = task.labels, task.multi_label
+        self._build(task.n_labels, task.multi_label)
+        y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
+        data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
+                                append_token=self.append_token)
+        self.log_history = train_with_trainer(self.net, data, self.tokenizer, self.cfg)
+        if task.multi_label and self.cfg.threshold == "validation":
+            from .metrics import tune_threshold
+
+            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
+        return self
+
+    @torch.inference_mode()
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        self.net.eval()
+        device = next(self.net.parameters()).device
+        order = np.argsort([len(t) for t in texts], kind="stable")
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        bs = self.cfg.eval_batch_size
+        for start in range(0, len(texts), bs):
+            idx = order[start:start + bs]
+            enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self.append_token)
+            logits = self._logits(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
+            probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
+            out[idx] = probs.cpu().numpy()
+        return out
+
+
 def training_arguments(cfg, output_dir: str, **overrides):
     from transformers import TrainingArguments
 

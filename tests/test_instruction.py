@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from llmclf.config import ConfigError, InstructionConfig
+from llmclf.metrics import classification_metrics
 from llmclf.instruction import (AnswerCollator, AnswerLoss, InstructionClassifier, fit_and_evaluate, label_marginals,
-                                metrics_counting_invalid, multi_label_continuations, score_continuations,
+                                multi_label_continuations, score_continuations,
                                 score_continuations_full)
 from llmclf.prompts import AnswerConstraint, PromptBuilder, parse_answer, parse_label
 
@@ -193,22 +194,23 @@ def test_invalid_rows_are_scored_wrong_even_when_label_0_is_true():
     y = np.array([0, 1, 2, 0])
     proba = np.array([[0, 0, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0]], dtype=np.float32)  # row 0: invalid (zeros)
     invalid = np.array([True, False, False, False])
-    m = metrics_counting_invalid(y, proba, invalid, LABELS, False)
+    m = classification_metrics(y, proba, LABELS, False, invalid=invalid)
     assert m["accuracy"] == pytest.approx(0.75) and m["f1_micro"] == pytest.approx(0.75)
     # a miss of chemistry (recall 1/2), no false positive anywhere: F1 2/3; the others are perfect
     assert m["f1_per_label"] == pytest.approx({"chemistry": 2 / 3, "electricity": 1.0, "mechanics": 1.0})
     assert m["f1_macro"] == pytest.approx((2 / 3 + 2) / 3)
     assert set(m["support_per_label"]) == set(LABELS)
-    from llmclf.metrics import classification_metrics
-
     assert classification_metrics(y, proba, LABELS, False)["accuracy"] == 1.0  # what argmax alone would say
 
 
 def test_invalid_multi_label_rows_predict_nothing():
     y = np.array([[1, 0, 0], [0, 1, 1]])
     proba = np.array([[0, 0, 0], [0, 1, 1]], dtype=np.float32)
-    m = metrics_counting_invalid(y, proba, np.array([True, False]), LABELS, True)
+    m = classification_metrics(y, proba, LABELS, True, invalid=np.array([True, False]))
     assert m["precision_at_1"] == 0.5 and m["subset_accuracy"] == 0.5
+    # an invalid row predicts nothing even where its (zero) scores would pass a low threshold
+    low = classification_metrics(y, proba, LABELS, True, threshold=0.0, invalid=np.array([True, False]))
+    assert low["f1_per_label"]["chemistry"] == 0.0 and low["subset_accuracy"] == 0.0
 
 
 def test_generated_garbage_is_counted_and_scored_wrong(tiny_task_factory, label_llama, monkeypatch):
