@@ -12,15 +12,22 @@ import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
 METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "precision_at_1")
+EXPLORATION_NOTEBOOK = "00_data"  # trains nothing: its records describe data, not results
+
+
+def _read_records(folder: Path):
+    for path in sorted(folder.glob("*/record.json")):
+        with open(path) as f:
+            yield path, json.load(f)
 
 
 def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
-    """One row per run (done or failed), the columns the report needs, flattened from record.json."""
-    folder = Path(runs_root) / study
+    """One row per model run (done or failed), the columns the report needs, flattened from record.json.
+    Data explorations are left out: `load_explorations` reads them."""
     rows = []
-    for path in sorted(folder.glob("*/record.json")):
-        with open(path) as f:
-            r = json.load(f)
+    for path, r in _read_records(Path(runs_root) / study):
+        if r.get("notebook") == EXPLORATION_NOTEBOOK:
+            continue
         p = r.get("params", {})
         task = r.get("task", {})
         row = {
@@ -28,7 +35,8 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
             "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
             "task": task.get("name", p.get("dataset")), "multi_label": task.get("multi_label"),
             "n_train": task.get("sizes", {}).get("train"), "n_test": task.get("sizes", {}).get("test"),
-            "model": p.get("model"), "seed": p.get("seed"), "wall_seconds": r.get("wall_seconds"),
+            # TF-IDF reads no model (its notebook's `model` parameter is unused)
+            "model": None if p.get("baseline") == "tfidf" else p.get("model"), "seed": p.get("seed"), "wall_seconds": r.get("wall_seconds"),
         }
         for m in METRICS:
             row[m] = r.get("metrics", {}).get(m)
@@ -53,6 +61,30 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row["machine"] = (prov.get("machine") or {}).get("gpu") or (prov.get("machine") or {}).get("cpu")
         row["data_checksum"] = prov.get("data_checksum")
         row["model_checksum"] = prov.get("model_checksum")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
+    """One row per data exploration (00_data) of the study: split sizes, labels, text lengths in tokens and the
+    share of training texts each candidate max_length truncates; with the columns `run_links` needs."""
+    rows = []
+    for path, r in _read_records(Path(runs_root) / study):
+        if r.get("notebook") != EXPLORATION_NOTEBOOK:
+            continue
+        task, stats = r.get("task", {}), r.get("data_stats") or {}
+        sizes = task.get("sizes", {})
+        row = {"run_id": r.get("run_id", path.parent.name), "label": r.get("label", EXPLORATION_NOTEBOOK),
+               "seed": "", "status": r.get("status"), "error": r.get("error"), "f1_micro": float("nan"),
+               "task": task.get("name", r.get("params", {}).get("dataset")),
+               "multi_label": task.get("multi_label"), "labels": len(task.get("labels", [])),
+               **{s: sizes.get(s) for s in ("train", "validation", "test")},
+               "labels / document": (stats.get("labels_per_document_mean") or {}).get("train"),
+               "tokenizer": stats.get("tokenizer_model")}
+        for q, v in (stats.get("token_length_quantiles") or {}).items():
+            row[f"tokens {q}"] = v
+        for length, share in (stats.get("truncated_share") or {}).items():
+            row[f"cut at {length}"] = share
         rows.append(row)
     return pd.DataFrame(rows)
 

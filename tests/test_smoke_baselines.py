@@ -56,7 +56,7 @@ def test_every_baseline_run_is_done_and_recorded(smoke):
 
 
 def test_parameters_and_model_provenance(smoke):
-    _, _, records = smoke
+    root, _, records = smoke
     (encoder,), (tfidf,) = records["encoder"], records["tfidf"]
     assert encoder["parameters"]["trainable"] == encoder["parameters"]["total"] > 0  # full fine-tuning
     assert encoder["loss_curve"] and encoder["provenance"]["model_checksum"]
@@ -65,6 +65,10 @@ def test_parameters_and_model_provenance(smoke):
     for frozen in records["frozen"]:
         assert 0 < frozen["parameters"]["trainable"] < frozen["parameters"]["total"]
         assert frozen["provenance"]["model_checksum"] not in (None, encoder["provenance"]["model_checksum"])
+    from llmclf.report import load_records
+
+    models = load_records("baselines", root / "runs").set_index("label").model
+    assert models["tfidf"] is None and models["encoder"] == "tiny-bert"  # the report names no model for TF-IDF
 
 
 def test_linear_baselines_record_the_c_chosen_on_validation(smoke):

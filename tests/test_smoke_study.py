@@ -25,6 +25,9 @@ runs:
   - notebook: 10_embedding_head
     label: broken data
     params: {{model: "{tiny_llama}", label_field: no_such_column}}
+  - notebook: 00_data
+    label: data exploration
+    params: {{tokenizer_model: "{tiny_llama}", max_length_candidates: [4, 32]}}
 """)
     outcomes = run_study(study, root / "runs")
     return root, study, outcomes
@@ -32,7 +35,7 @@ runs:
 
 def test_runs_finish_and_record_what_they_measured(smoke):
     root, _, outcomes = smoke
-    done = [o for o in outcomes if o.status == "done"]
+    done = [o for o in outcomes if o.status == "done" and o.spec.notebook != "00_data"]
     assert len(done) == 2
     for o in done:
         run_dir = root / "runs" / "smoke" / o.spec.run_id
@@ -81,7 +84,7 @@ def test_a_failed_run_is_recorded_with_its_partial_notebook(smoke):
 def test_rerun_skips_done_runs_and_retries_failed_ones(smoke):
     root, study, first = smoke
     again = run_study(study, root / "runs")
-    assert sorted(o.status for o in again) == ["failed", "skipped", "skipped"]
+    assert sorted(o.status for o in again) == ["failed", "skipped", "skipped", "skipped"]
 
 
 def test_report_renders_with_links_to_every_run(smoke):
@@ -95,3 +98,20 @@ def test_report_renders_with_links_to_every_run(smoke):
         assert f"runs/{o.spec.run_id}.html" in page
         assert (root / "reports" / "smoke" / "runs" / f"{o.spec.run_id}.html").exists()
     assert "<img" in page or "image/png" in page  # the seaborn plots made it into the page
+
+
+def test_report_shows_the_data_exploration_apart_from_the_results(smoke):
+    from llmclf.report import load_explorations, load_records
+
+    root, _, outcomes = smoke
+    (explore,) = [o for o in outcomes if o.spec.notebook == "00_data"]
+    assert explore.status == "done", explore.error
+    records = load_records("smoke", root / "runs")
+    assert "data exploration" not in set(records.label)  # no row of empty metrics in the results
+    (row,) = load_explorations("smoke", root / "runs").itertuples(index=False)
+    record = read_record(root / "runs" / "smoke" / explore.spec.run_id)
+    assert (row.train, row.labels, row.tokenizer) == (record["task"]["sizes"]["train"], 3, explore.spec.params["tokenizer_model"])
+    table = load_explorations("smoke", root / "runs")
+    assert table["cut at 4"].iloc[0] == record["data_stats"]["truncated_share"]["4"] == 1.0  # 8-word texts
+    assert 0 <= table["cut at 32"].iloc[0] < 1.0
+    assert table["tokens p50"].iloc[0] == record["data_stats"]["token_length_quantiles"]["p50"] > 0
