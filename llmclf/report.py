@@ -194,6 +194,8 @@ def render_report(study: str, runs_root: str | Path = "runs", reports_root: str 
     if not (runs_root / study).is_dir():
         raise FileNotFoundError(f"no runs for study {study!r} under {runs_root}: run `llmclf run params/{study}.yaml`")
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
+    for stale in (out_dir / "runs").glob("*.html"):  # generated pages only: a run gone from runs/ leaves none
+        stale.unlink()
     executed = out_dir / "report.ipynb"
     papermill.execute_notebook(str(ROOT / "notebooks" / "90_report.ipynb"), str(executed),
                                parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs"},

@@ -91,7 +91,11 @@ def test_report_renders_with_links_to_every_run(smoke):
     from llmclf.report import render_report
 
     root, _, outcomes = smoke
+    stale = root / "reports" / "smoke" / "runs" / "10_embedding_head-000000000000.html"  # a run no longer there
+    stale.parent.mkdir(parents=True, exist_ok=True)
+    stale.write_text("old")
     index = render_report("smoke", root / "runs", root / "reports")
+    assert not stale.exists()
     page = index.read_text()
     assert "head" in page and "broken data" in page and "F1" in page
     for o in outcomes:
