@@ -80,7 +80,10 @@ def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFram
                "multi_label": task.get("multi_label"), "labels": len(task.get("labels", [])),
                **{s: sizes.get(s) for s in ("train", "validation", "test")},
                "labels / document": (stats.get("labels_per_document_mean") or {}).get("train"),
-               "tokenizer": stats.get("tokenizer_model")}
+               "tokenizer": stats.get("tokenizer_model"),
+               "git_commit": ((r.get("provenance") or {}).get("git") or {}).get("commit"),
+               "git_dirty": ((r.get("provenance") or {}).get("git") or {}).get("dirty"),
+               "machine": ((r.get("provenance") or {}).get("machine") or {}).get("cpu")}
         for q, v in (stats.get("token_length_quantiles") or {}).items():
             row[f"tokens {q}"] = v
         for length, share in (stats.get("truncated_share") or {}).items():

@@ -119,3 +119,4 @@ def test_report_shows_the_data_exploration_apart_from_the_results(smoke):
     assert table["cut at 4"].iloc[0] == record["data_stats"]["truncated_share"]["4"] == 1.0  # 8-word texts
     assert 0 <= table["cut at 32"].iloc[0] < 1.0
     assert table["tokens p50"].iloc[0] == record["data_stats"]["token_length_quantiles"]["p50"] > 0
+    assert table["git_commit"].iloc[0] == record["provenance"]["git"]["commit"]  # its provenance, for the report
