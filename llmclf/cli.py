@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.dry_run:
                 specs = load_study(args.study_file)
                 for s in specs:
-                    task = s.params.get("dataset", "")
-                    if task in ("uspto-10k",):
-                        task += f" ({s.params.get('label_level')})"
+                    task = s.task or s.params.get("dataset", "")
                     print(f"{s.run_id}  seed {s.params.get('seed', '-')!s:3}  {task:22s}  {s.label}")
                 print(f"{len(specs)} runs")
                 return 0

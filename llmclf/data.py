@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import sha256_file  # noqa: E402 - stdlib-only module: importing it fetches nothing
+from .artifacts import sha256_file  # artifacts imports only the standard library: nothing is fetched
 
 BUILTIN_DATASETS = ("bbc-news",)
 PATENT_DATASETS = ("uspto-10k", "uspto-ipc-sections")  # read from the shared data folder (llmclf.patents)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .lora import count_parameters, load_pretrained, wrap_lora
+from .lora import count_parameters, eos_id, load_pretrained, load_tokenizer, wrap_lora
 from .training import FineTunedClassifier
 
 
@@ -62,14 +62,11 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
     `cfg`: an EmbeddingHeadConfig; `model_path`: a local causal LM folder (`llmclf.resolve_model`)."""
 
     def _build(self, n_labels: int, multi_label: bool):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+        from transformers import AutoModelForSequenceClassification, set_seed
 
         cfg = self.cfg
         set_seed(cfg.seed)
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=cfg.trust_remote_code)
-        if self.tokenizer.pad_token is None:
-            # Any id will do: the attention mask, not the pad id, decides what is pooled.
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         model = load_pretrained(AutoModelForSequenceClassification, self.model_path, quantization=cfg.quantization,
                                 dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,
                                 problem_type="multi_label_classification" if multi_label else None)
@@ -86,12 +83,7 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
     @property
     def append_token(self) -> int | None:
         """EOS after every (truncated) text when `append_eos`, so that last-token pooling reads a fixed token."""
-        if not self.cfg.append_eos:
-            return None
-        if self.tokenizer.eos_token_id is None:
-            raise ValueError(f"append_eos=True but the tokenizer of {self.model_path} has no EOS token; "
-                             "set append_eos=False")
-        return self.tokenizer.eos_token_id
+        return eos_id(self.tokenizer, self.model_path) if self.cfg.append_eos else None
 
     def save(self, folder: str) -> None:
         """The LoRA adapter and the trained head (peft's modules_to_save), with the tokenizer."""

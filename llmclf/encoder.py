@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from .config import BaselineConfig, ConfigError
-from .lora import count_parameters, load_pretrained, wrap_lora
+from .lora import count_parameters, load_pretrained, load_tokenizer, wrap_lora
 from .training import FineTunedClassifier
 
 
@@ -39,13 +39,11 @@ class EncoderClassifier(FineTunedClassifier):
         self.epochs = cfg.epochs
 
     def _build(self, n_labels: int, multi_label: bool):
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer, set_seed
+        from transformers import AutoModelForSequenceClassification, set_seed
 
         cfg = self.cfg
         set_seed(cfg.seed)  # the new classifier layer's initialization
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=cfg.trust_remote_code)
-        if self.tokenizer.pad_token is None:  # a causal LM used as an 'encoder'
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         model = load_pretrained(
             AutoModelForSequenceClassification, self.model_path, quantization=cfg.quantization, dtype=cfg.dtype,
             trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,

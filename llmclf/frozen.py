@@ -27,7 +27,7 @@ import torch
 from .baselines import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
 from .config import BaselineConfig, ConfigError
 from .embedding_head import pool, position_ids_from_mask
-from .training import encode_batch
+from .training import encode_batch, length_batches
 
 CACHE_FORMAT = 1  # bump when the way embeddings are computed changes: old files are then never read
 
@@ -106,10 +106,8 @@ def embed_texts(model, tokenizer, texts: list[str], *, pooling: str, max_length:
     """(n, hidden) float32 pooled last hidden states, in batched no-grad passes over texts sorted by length;
     `append_token` ends every text (after truncation to max_length - 1)."""
     device = next(model.parameters()).device
-    order = np.argsort([len(t) for t in texts], kind="stable")  # short with short: little padding to compute
     out = None
-    for start in range(0, len(texts), batch_size):
-        idx = order[start:start + batch_size]
+    for idx in length_batches([len(t) for t in texts], batch_size):
         enc = encode_batch(tokenizer, [texts[i] for i in idx], max_length, append_token)
         enc = {k: v.to(device) for k, v in enc.items()}
         kwargs = {"position_ids": position_ids_from_mask(enc["attention_mask"]), "use_cache": False} if causal else {}
@@ -150,17 +148,13 @@ class FrozenEmbeddingClassifier:
         self.append_eos = cfg.append_eos and self.causal
 
     def _load(self):
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        from .lora import load_pretrained
+        from .lora import eos_id, load_pretrained, load_tokenizer
 
         cfg = self.cfg
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=cfg.trust_remote_code)
-        if self.tokenizer.pad_token is None:  # the attention mask, not the pad id, decides what is pooled
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        if self.append_eos and self.tokenizer.eos_token_id is None:
-            raise ValueError(f"append_eos=True but the tokenizer of {self.model_path} has no EOS token; "
-                             "set append_eos=False")
+        self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
+        self.append_token = eos_id(self.tokenizer, self.model_path) if self.append_eos else None
         self.model = load_pretrained(AutoModel, self.model_path, quantization=cfg.quantization, dtype=cfg.dtype,
                                      trust_remote_code=cfg.trust_remote_code).eval()
         self._model_params = int(sum(p.numel() for p in self.model.parameters()))
@@ -181,7 +175,7 @@ class FrozenEmbeddingClassifier:
                 self._load()
             embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
                                      max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
-                                     append_token=self.tokenizer.eos_token_id if self.append_eos else None)
+                                     append_token=self.append_token)
             save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
                                               "max_length": cfg.max_length, "dtype": cfg.dtype,
                                               "quantization": cfg.quantization, "append_eos": self.append_eos,

@@ -57,9 +57,9 @@ import numpy as np
 import torch
 
 from .config import InstructionConfig
-from .lora import count_parameters, load_pretrained, wrap_lora
+from .lora import count_parameters, load_pretrained, load_tokenizer, wrap_lora
 from .prompts import PromptBuilder, parse_answer
-from .training import train_with_trainer
+from .training import length_batches, train_with_trainer
 
 # parameters that change predictions (or the evaluation data) but not the trained adapter
 PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "run_dir")
@@ -271,15 +271,12 @@ class InstructionClassifier:
     # ---- building and training
 
     def _build(self, task):
-        from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
+        from transformers import AutoModelForCausalLM, set_seed
 
         cfg = self.cfg
         set_seed(cfg.seed)
         self.labels, self.multi_label = list(task.labels), task.multi_label
-        self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, trust_remote_code=cfg.trust_remote_code)
-        if self.tokenizer.pad_token is None:
-            # Any id will do: masks come from positions and attention masks, never from pad ids.
-            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         self.prompts = PromptBuilder(
             self.tokenizer, self.labels, task.multi_label, cfg.task_description, cfg.prompt_template,
             cfg.label_verbalizer, task.label_descriptions, cfg.answer_separator, cfg.max_length)
@@ -390,10 +387,7 @@ class InstructionClassifier:
 
     def _batches(self, texts: list[str]):
         prompts = self.prompts.prompt_ids(list(texts))
-        order = np.argsort([len(p) for p in prompts], kind="stable")  # similar lengths share a batch
-        bs = self.cfg.eval_batch_size
-        for start in range(0, len(order), bs):
-            idx = order[start:start + bs]
+        for idx in length_batches([len(p) for p in prompts], self.cfg.eval_batch_size):
             yield idx, [prompts[i] for i in idx]
 
     @torch.inference_mode()

@@ -35,6 +35,24 @@ def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype:
                                       trust_remote_code=trust_remote_code, **extra, **kwargs)
 
 
+def load_tokenizer(path: str, trust_remote_code: bool = False):
+    """The model's tokenizer, given a pad token when it has none (EOS, else UNK). Any id will do: every approach
+    reads attention masks and positions, never pad ids."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
+def eos_id(tokenizer, path: str) -> int:
+    """The EOS id that `append_eos` appends; an error naming the model when its tokenizer has none."""
+    if tokenizer.eos_token_id is None:
+        raise ValueError(f"append_eos=True but the tokenizer of {path} has no EOS token; set append_eos=False")
+    return tokenizer.eos_token_id
+
+
 def wrap_lora(model, cfg, task_type: str, modules_to_save: list[str] | None = None):
     """Add LoRA adapters per `cfg` (a LoraParams); with use_lora False, every weight trains (quantization 'none')."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training

@@ -43,6 +43,7 @@ class RunSpec:
     notebook: str                  # stem, e.g. "10_embedding_head"
     params: dict                   # every parameter of the notebook, resolved
     label: str                     # the configuration's name: what the report groups seeds by
+    task: str | None = None        # the study's name of the task (its `tasks:` key), when it has tasks
     run_id: str = field(init=False)
 
     def __post_init__(self):
@@ -116,7 +117,9 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
                 if task not in tasks:
                     raise ConfigError(f"unknown task {task!r}; the study's tasks: {[t for t in tasks if t]}")
                 entry_ = {k: v for k, v in entry.items() if k != "tasks"}
-                specs.extend(_expand(name, entry_, {**defaults, **tasks[task]}, where, notebooks_dir))
+                for spec in _expand(name, entry_, {**defaults, **tasks[task]}, where, notebooks_dir):
+                    spec.task = task
+                    specs.append(spec)
             except ConfigError as e:
                 errors.append(str(e) if str(e).startswith(str(path)) else f"{where}: {e}")
     if errors:

@@ -27,6 +27,14 @@ class TokenizedDataset(torch.utils.data.Dataset):
         return item
 
 
+def length_batches(lengths, batch_size: int):
+    """Index arrays of batches of items sorted by length (stable): short with short, so padding, and the compute
+    spent on it, stays small. The caller writes results back at these indices, which restores the order."""
+    order = np.argsort(lengths, kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start:start + batch_size]
+
+
 def encode(tokenizer, texts: list[str], max_length: int, append_token: int | None = None) -> dict:
     """Tokenize and truncate to max_length; with `append_token`, truncate one shorter and end with that token."""
     if append_token is None:
@@ -50,9 +58,8 @@ class FineTunedClassifier:
     how `_logits` reads the net's output; `append_token` (e.g. EOS) ends every text, in training and prediction.
 
     Training goes through `train_with_trainer`; for multi-label with `threshold: validation` the decision
-    threshold is then tuned on the validation split. Prediction runs in batches sorted by length, which keeps
-    padding (wasted compute) small; the order is restored at the end. Softmax for single-label, sigmoid for
-    multi-label.
+    threshold is then tuned on the validation split. Prediction runs in `length_batches`. Softmax for
+    single-label, sigmoid for multi-label.
     """
 
     def __init__(self, cfg, model_path: str):
@@ -88,11 +95,8 @@ class FineTunedClassifier:
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         self.net.eval()
         device = next(self.net.parameters()).device
-        order = np.argsort([len(t) for t in texts], kind="stable")
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        bs = self.cfg.eval_batch_size
-        for start in range(0, len(texts), bs):
-            idx = order[start:start + bs]
+        for idx in length_batches([len(t) for t in texts], self.cfg.eval_batch_size):
             enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self.append_token)
             logits = self._logits(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
             probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)

@@ -34,6 +34,29 @@ runs:
     assert "quantization=4bit" in specs[-1].label
 
 
+def test_tasks_repeat_runs_and_name_them(tmp_path):
+    specs = load_study(write(tmp_path, """
+defaults: {max_eval: 8, max_length: 32}
+tasks:
+  news: {dataset: bbc-news, max_train: 16}
+  mine: {dataset: data/mine.csv, multi_label: true}
+runs:
+  - notebook: 10_embedding_head
+    seeds: [0, 1]
+  - notebook: 00_data
+    tasks: [mine]
+"""))
+    assert [(s.notebook, s.task, s.params.get("seed")) for s in specs] == [
+        ("10_embedding_head", "news", 0), ("10_embedding_head", "news", 1),
+        ("10_embedding_head", "mine", 0), ("10_embedding_head", "mine", 1), ("00_data", "mine", None)]
+    assert specs[0].params["max_train"] == 16 and specs[0].params["dataset"] == "bbc-news"
+    assert specs[2].params["multi_label"] is True
+    assert specs[2].params["max_train"] == notebook_defaults("10_embedding_head")["max_train"]  # not news's 16
+    assert "max_length" not in specs[-1].params  # shared parameters go only to the notebooks that have them
+    with pytest.raises(ConfigError, match="unknown task 'other'"):
+        load_study(write(tmp_path, "tasks: {a: {}}\nruns: [{notebook: 00_data, tasks: [other]}]", "bad.yaml"))
+
+
 def test_resolved_params_hold_every_notebook_parameter(tmp_path):
     (spec,) = load_study(write(tmp_path, "runs: [{notebook: 10_embedding_head}]"))
     assert set(spec.params) == set(notebook_defaults("10_embedding_head"))
