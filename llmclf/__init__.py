@@ -1,6 +1,16 @@
 """llmclf: fine-tuning causal LLMs for text classification, measured against each other and against baselines.
 
-The names below load lazily, so `llmclf run` and `llmclf report` start without importing torch.
+The package, in layers that import downwards only (a test walks the imports):
+
+    config, artifacts     run configurations; pinned wheels -> verified cache entries
+    data, models          tasks and splits; model names -> folders, loading, LoRA
+    approaches            the classifiers, behind one contract
+    analysis              metrics, tables, plots
+    study                 study files, runner, records
+    cli                   the command line
+
+The names below are what a notebook calls; they load lazily, so `llmclf run` and `llmclf report` start without
+importing torch.
 """
 
 from importlib import import_module
@@ -8,30 +18,21 @@ from importlib import import_module
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "load_task": "data", "Task": "data", "Split": "data", "DataError": "data",
-    "resolve_model": "models", "fetch": "artifacts",
-    "EmbeddingHeadClassifier": "embedding_head",
-    "InstructionClassifier": "instruction",
-    "make_baseline": "baselines", "EncoderClassifier": "encoder", "FrozenEmbeddingClassifier": "frozen",
-    "TfidfClassifier": "tfidf", "baselines": None,
-    "fit_and_evaluate": "experiment", "save_run": "record", "save_exploration": "record",
-    "show_examples": "display", "metrics_table": "display",
-    "classification_metrics": "metrics", "load_study": "study", "run_study": "runner",
-    "config": None, "plots": None, "metrics": None, "report": None, "explore": None,
+    "load_task": "data.tasks", "Task": "data.tasks", "Split": "data.tasks", "DataError": "data.tasks",
+    "resolve_model": "models.registry", "model_checksum": "models.loading", "fetch": "artifacts",
+    "EmbeddingHeadClassifier": "approaches.embedding_head",
+    "InstructionClassifier": "approaches.instruction",
+    "make_baseline": "approaches.baselines", "EncoderClassifier": "approaches.encoder",
+    "FrozenEmbeddingClassifier": "approaches.frozen", "TfidfClassifier": "approaches.tfidf",
+    "fit_and_evaluate": "study.experiment", "save_run": "study.record", "save_exploration": "study.record",
+    "show_examples": "analysis.display", "metrics_table": "analysis.display",
+    "classification_metrics": "analysis.metrics", "load_study": "study.spec", "run_study": "study.runner",
 }
 
-
-def model_checksum(path: str) -> str | None:
-    """The model folder's checksum for the record; None for a hub id (its revision is not pinned here)."""
-    from pathlib import Path
-
-    from .artifacts import folder_checksum
-
-    return folder_checksum(Path(path)) if Path(path).is_dir() else None
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'llmclf' has no attribute {name!r}")
-    module = import_module(f".{_EXPORTS[name] or name}", __name__)
-    return module if _EXPORTS[name] is None else getattr(module, name)
+    return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)

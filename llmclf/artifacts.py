@@ -437,13 +437,6 @@ def fetch(name: str, *, progress: bool = True) -> Path:
     return final
 
 
-def fetch_all(names: Iterable[str] | None = None, *, progress: bool = True) -> dict[str, Path]:
-    names = list(ARTIFACTS) if names is None else list(names)
-    for n in names:
-        _artifact(n)  # refuse a typo before downloading anything
-    return {n: fetch(n, progress=progress) for n in names}
-
-
 def describe() -> list[dict]:
     """One row per artifact, for `llmclf fetch --list`."""
     rows = []

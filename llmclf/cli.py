@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: {artifacts.fetch(name)}")
             return 0
         if args.command == "run":
-            from .study import load_study
+            from .study.spec import load_study
 
             if args.dry_run:
                 specs = load_study(args.study_file)
@@ -55,12 +55,12 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{s.run_id}  seed {s.params.get('seed', '-')!s:3}  {task:22s}  {s.label}")
                 print(f"{len(specs)} runs")
                 return 0
-            from .runner import run_study
+            from .study.runner import run_study
 
             outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed)
             return 1 if any(o.status == "failed" for o in outcomes) else 0
         if args.command == "report":
-            from .report import render_report
+            from .analysis.report import render_report
 
             print(render_report(args.study, args.runs_root, args.reports_root))
             return 0

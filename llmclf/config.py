@@ -11,6 +11,7 @@ import dataclasses
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 
 
 class ConfigError(ValueError):
@@ -195,6 +196,7 @@ class TrainParams(Config):
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
+NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # package data: found wherever llmclf is installed
 DTYPES = ("float32", "bfloat16")
 
 

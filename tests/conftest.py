@@ -35,7 +35,7 @@ def synthetic_rows(n_per_label: int = 12, seed: int = 0, multi_label: bool = Fal
 
 @pytest.fixture(scope="session")
 def tiny_llama(tmp_path_factory):
-    from llmclf.models import tiny_causal_lm
+    from llmclf.models.registry import tiny_causal_lm
 
     words = " ".join(TOPICS.values()).split()
     return tiny_causal_lm(tmp_path_factory.mktemp("models") / "tiny-llama", words=words)
@@ -43,7 +43,7 @@ def tiny_llama(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory):
-    from llmclf.models import tiny_encoder
+    from llmclf.models.registry import tiny_encoder
 
     words = " ".join(TOPICS.values()).split()
     return tiny_encoder(tmp_path_factory.mktemp("models") / "tiny-bert", words=words)
@@ -61,7 +61,7 @@ def tiny_csv(tmp_path_factory):
 
 @pytest.fixture
 def tiny_task_factory(tiny_csv):
-    from llmclf.data import load_task
+    from llmclf.data.tasks import load_task
 
     def make(multi_label: bool = False):
         name = "multi.csv" if multi_label else "single.csv"

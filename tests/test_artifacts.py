@@ -7,7 +7,7 @@ import pytest
 
 from llmclf import artifacts
 from llmclf.artifacts import Artifact, ArtifactError, Wheel, download_wheel, fetch, folder_checksum
-from llmclf.models import resolve_model, tiny_causal_lm, tiny_encoder
+from llmclf.models.registry import resolve_model, tiny_causal_lm, tiny_encoder
 
 
 @pytest.fixture

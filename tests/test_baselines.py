@@ -4,10 +4,11 @@ and the frozen-embedding cache (reused when nothing changed, recomputed when the
 import numpy as np
 import pytest
 
-import llmclf.frozen
-from llmclf.baselines import fit_linear_on_validation, make_baseline
+import llmclf.approaches.frozen
+from llmclf.approaches.baselines import make_baseline
+from llmclf.approaches.linear import fit_linear_on_validation
 from llmclf.config import BaselineConfig, ConfigError
-from llmclf.experiment import fit_and_evaluate
+from llmclf.study.experiment import fit_and_evaluate
 
 C_VALUES = [0.01, 1.0, 100.0]
 
@@ -21,15 +22,15 @@ def cache(tmp_path, monkeypatch):
 
 @pytest.fixture
 def count_embeddings(monkeypatch):
-    """Counts the texts llmclf.frozen actually runs through the model."""
+    """Counts the texts llmclf.approaches.frozen actually runs through the model."""
     calls = []
-    real = llmclf.frozen.embed_texts
+    real = llmclf.approaches.frozen.embed_texts
 
     def counting(model, tokenizer, texts, **kw):
         calls.append(len(texts))
         return real(model, tokenizer, texts, **kw)
 
-    monkeypatch.setattr(llmclf.frozen, "embed_texts", counting)
+    monkeypatch.setattr(llmclf.approaches.frozen, "embed_texts", counting)
     return calls
 
 
@@ -129,7 +130,7 @@ def test_frozen_embeddings_are_cached_and_reused(tiny_task_factory, tiny_llama, 
 def test_the_cache_follows_model_content_pooling_and_data(tiny_task_factory, tiny_llama, tmp_path, count_embeddings):
     import shutil
 
-    from llmclf.models import tiny_causal_lm
+    from llmclf.models.registry import tiny_causal_lm
 
     task = tiny_task_factory()
 

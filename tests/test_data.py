@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmclf.data import DataError, Split, Task, load_task, read_text_folder
+from llmclf.data.tasks import DataError, Split, Task, load_task, read_text_folder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -301,7 +301,7 @@ def test_shared_uspto_ipc_sections_keeps_its_split():
 def test_duplicate_texts_are_dropped_before_a_random_split(tmp_path):
     import pandas as pd
 
-    from llmclf.data import load_task
+    from llmclf.data.tasks import load_task
 
     rows = [{"text": f"text number {i % 20}", "label": "ab"[i % 2]} for i in range(40)]  # each text twice
     pd.DataFrame(rows).to_csv(tmp_path / "dup.csv", index=False)

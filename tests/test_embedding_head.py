@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from llmclf.config import EmbeddingHeadConfig
-from llmclf.embedding_head import EmbeddingHeadClassifier, pool
+from llmclf.approaches.batching import pool
+from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
 
 
 def tiny_head(tiny_llama, **kw):

@@ -8,11 +8,12 @@ import pytest
 import torch
 
 from llmclf.config import ConfigError, InstructionConfig
-from llmclf.metrics import classification_metrics
-from llmclf.instruction import (AnswerCollator, AnswerLoss, InstructionClassifier, fit_and_evaluate, label_marginals,
+from llmclf.analysis.metrics import classification_metrics
+from llmclf.study.experiment import fit_and_evaluate
+from llmclf.approaches.instruction import (AnswerCollator, AnswerLoss, InstructionClassifier, label_marginals,
                                 multi_label_continuations, score_continuations,
                                 score_continuations_full)
-from llmclf.prompts import AnswerConstraint, PromptBuilder, parse_answer, parse_label
+from llmclf.approaches.prompts import AnswerConstraint, PromptBuilder, parse_answer, parse_label
 
 from conftest import TOPICS
 
@@ -31,7 +32,7 @@ def one_thread():
 @pytest.fixture(scope="module")
 def label_llama(tmp_path_factory):
     """The tiny Llama with the label names in its vocabulary (the shared fixture's tokenizer knows only topic words)."""
-    from llmclf.models import tiny_causal_lm
+    from llmclf.models.registry import tiny_causal_lm
 
     words = " ".join(TOPICS.values()).split() + LABELS + ["classify", "categories"]
     return tiny_causal_lm(tmp_path_factory.mktemp("models") / "label-llama", words=words)

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from llmclf.metrics import classification_metrics, tune_threshold
-from llmclf.record import provenance, write_json_atomic
+from llmclf.analysis.metrics import classification_metrics, tune_threshold
+from llmclf.study.record import provenance, write_json_atomic
 
 
 def test_single_label_metrics():

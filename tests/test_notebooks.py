@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from llmclf.config import NOTEBOOK_CONFIGS
-from llmclf.study import notebook_defaults
+from llmclf.study.spec import notebook_defaults
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
 

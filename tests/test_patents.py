@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmclf.data import DataError, load_task
-from llmclf.patents import PatentDataError, cpc_at_level, dataset_folder
+from llmclf.data.tasks import DataError, load_task
+from llmclf.data.patents import PatentDataError, cpc_at_level, dataset_folder
 
 FIXTURES = Path(__file__).parent / "fixtures" / "patents"
 SHARED = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
@@ -74,7 +74,7 @@ def test_missing_data_folder_says_where_it_looked(tmp_path):
 
 def test_label_descriptions_come_from_the_ipc_scheme():
     pytest.importorskip("llmclf.artifacts")
-    from llmclf.patents import _short_title
+    from llmclf.data.patents import _short_title
 
     assert _short_title("PHYSICS") == "Physics"
     assert _short_title("SPADES (hand tools (for lawns A01G)); SHOVELS") == "Spades; shovels"

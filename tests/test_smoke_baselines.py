@@ -4,8 +4,8 @@ the values the notebook recorded, as microsoft/recommenders' notebook tests do. 
 
 import pytest
 
-from llmclf.record import read_record
-from llmclf.runner import run_study
+from llmclf.study.record import read_record
+from llmclf.study.runner import run_study
 
 C_VALUES = [0.1, 1.0, 10.0]  # tfidf's; frozen runs with the notebook's default grid
 LABELS = {"chemistry", "electricity", "mechanics"}
@@ -67,7 +67,7 @@ def test_parameters_and_model_provenance(smoke):
         assert frozen["provenance"]["model_checksum"] not in (None, encoder["provenance"]["model_checksum"])
     import pandas as pd
 
-    from llmclf.report import load_records
+    from llmclf.analysis.report import load_records
 
     models = load_records("baselines", root / "runs").set_index("label").model
     assert pd.isna(models["tfidf"]) and not pd.isna(models["encoder"])  # the report names no model for TF-IDF
@@ -75,7 +75,7 @@ def test_parameters_and_model_provenance(smoke):
 
 def test_linear_baselines_record_the_c_chosen_on_validation(smoke):
     _, _, records = smoke
-    from llmclf.study import notebook_defaults
+    from llmclf.study.spec import notebook_defaults
 
     default_grid = notebook_defaults("30_baselines")["c_values"]
     for r in [*records["frozen"], *records["tfidf"]]:

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from llmclf.record import read_record
-from llmclf.runner import run_study
+from llmclf.study.record import read_record
+from llmclf.study.runner import run_study
 
 from conftest import TOPICS
 
@@ -16,7 +16,7 @@ MODES = ["generate", "constrained", "score"]
 
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory, tiny_csv):
-    from llmclf.models import tiny_causal_lm
+    from llmclf.models.registry import tiny_causal_lm
 
     root = tmp_path_factory.mktemp("smoke-instruction")
     words = " ".join(TOPICS.values()).split() + sorted(TOPICS)  # the labels must be words the tokenizer knows
@@ -89,7 +89,7 @@ def test_zero_shot_trains_nothing(smoke):
 def test_score_mode_predictions_are_probabilities_and_the_report_ignores_the_adapters(smoke):
     import pandas as pd
 
-    from llmclf.report import load_records
+    from llmclf.analysis.report import load_records
 
     root, outcomes, _ = smoke
     run = next(o for o in outcomes if o.spec.params["predict_mode"] == "score" and not o.spec.params["zero_shot"])

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from llmclf.record import read_record
-from llmclf.runner import run_study
+from llmclf.study.record import read_record
+from llmclf.study.runner import run_study
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_rerun_skips_done_runs_and_retries_failed_ones(smoke):
 
 
 def test_report_renders_with_links_to_every_run(smoke):
-    from llmclf.report import render_report
+    from llmclf.analysis.report import render_report
 
     root, _, outcomes = smoke
     stale = root / "reports" / "smoke" / "runs" / "10_embedding_head-000000000000.html"  # a run no longer there
@@ -105,7 +105,7 @@ def test_report_renders_with_links_to_every_run(smoke):
 
 
 def test_report_shows_the_data_exploration_apart_from_the_results(smoke):
-    from llmclf.report import load_explorations, load_records
+    from llmclf.analysis.report import load_explorations, load_records
 
     root, _, outcomes = smoke
     (explore,) = [o for o in outcomes if o.spec.notebook == "00_data"]

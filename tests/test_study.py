@@ -3,7 +3,8 @@ import json
 import pytest
 
 from llmclf.config import ConfigError
-from llmclf.study import NOTEBOOKS_DIR, load_study, notebook_defaults, run_id
+from llmclf.config import NOTEBOOKS_DIR
+from llmclf.study.spec import load_study, notebook_defaults, run_id
 
 
 def write(tmp_path, text, name="s.yaml"):

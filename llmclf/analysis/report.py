@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-ROOT = Path(__file__).resolve().parent.parent
+from ..config import NOTEBOOKS_DIR
+
 METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "precision_at_1")
 EXPLORATION_NOTEBOOK = "00_data"  # trains nothing: its records describe data, not results
 
@@ -200,9 +201,9 @@ def render_report(study: str, runs_root: str | Path = "runs", reports_root: str 
     for stale in (out_dir / "runs").glob("*.html"):  # generated pages only: a run gone from runs/ leaves none
         stale.unlink()
     executed = out_dir / "report.ipynb"
-    papermill.execute_notebook(str(ROOT / "notebooks" / "90_report.ipynb"), str(executed),
+    papermill.execute_notebook(str(NOTEBOOKS_DIR / "90_report.ipynb"), str(executed),
                                parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs"},
-                               cwd=str(ROOT / "notebooks"), progress_bar=False)
+                               cwd=str(NOTEBOOKS_DIR), progress_bar=False)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
     (out_dir / "index.html").write_text(body)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import torch
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
+from ..config import DTYPES
+
+TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
 
 def quantization_config(quantization: str, dtype: str):
@@ -18,7 +20,7 @@ def quantization_config(quantization: str, dtype: str):
         return None
     if quantization == "4bit":
         return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=DTYPES[dtype])
+                                  bnb_4bit_compute_dtype=TORCH_DTYPES[dtype])
     if quantization == "8bit":
         return BitsAndBytesConfig(load_in_8bit=True)
     raise ValueError(f"quantization must be one of none, 8bit, 4bit; got {quantization!r}")
@@ -31,7 +33,7 @@ def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype:
     extra = {"quantization_config": qconfig} if qconfig is not None else {}
     if torch.cuda.is_available():
         extra["device_map"] = {"": 0}
-    return auto_class.from_pretrained(path, dtype=DTYPES[dtype], use_safetensors=True,
+    return auto_class.from_pretrained(path, dtype=TORCH_DTYPES[dtype], use_safetensors=True,
                                       trust_remote_code=trust_remote_code, **extra, **kwargs)
 
 
@@ -79,5 +81,10 @@ def count_parameters(model) -> tuple[int, int]:
     return int(trainable), int(sum(p.numel() for p in model.parameters()))
 
 
-def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def model_checksum(path: str) -> str | None:
+    """The model folder's checksum for the record; None for a hub id (its revision is not pinned here)."""
+    from pathlib import Path
+
+    from ..artifacts import folder_checksum
+
+    return folder_checksum(Path(path)) if Path(path).is_dir() else None

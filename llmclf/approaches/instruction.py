@@ -39,8 +39,9 @@ adapter_reused.
 Adapter cache: a study runs the same training once per predict_mode. Given `adapter_cache` (the notebook passes
 `<run_dir>/../_adapters`), `fit` saves the trained adapter under a hash of everything training depends on (the
 parameters but predict_mode, max_new_tokens, threshold, eval_batch_size and max_eval; the training split; the
-model checksum), and a later run with the same hash loads it instead of training. `fit_and_evaluate` then records
-the original training time as the run's training cost, the load time beside it, and `adapter_reused: true`.
+model checksum), and a later run with the same hash loads it instead of training. It then reports the original
+training time in `fit_stats["reused_train_seconds"]`, which `fit_and_evaluate` records as the run's training cost,
+the load time beside it, and `adapter_reused: true`.
 """
 
 from __future__ import annotations
@@ -56,10 +57,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import InstructionConfig
-from .lora import count_parameters, load_pretrained, load_tokenizer, wrap_lora
+from ..config import InstructionConfig
+from ..models.loading import count_parameters, load_pretrained, load_tokenizer, model_checksum, wrap_lora
+from .batching import length_batches
 from .prompts import PromptBuilder, parse_answer
-from .training import length_batches, train_with_trainer
+from .training import train_with_trainer
 
 # parameters that change predictions (or the evaluation data) but not the trained adapter
 PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "run_dir")
@@ -267,6 +269,7 @@ class InstructionClassifier:
         self.adapter_reused = False
         self.adapter_train_seconds: float | None = None
         self.adapter_key: str | None = None
+        self.fit_stats: dict = {}                    # merged into the run record (see approaches.contract)
 
     # ---- building and training
 
@@ -298,8 +301,6 @@ class InstructionClassifier:
 
     def training_key(self, task) -> str:
         """Hash of everything the trained adapter depends on (not what only changes predictions)."""
-        from . import model_checksum
-
         params = {k: v for k, v in self.cfg.to_dict().items() if k not in PREDICTION_ONLY_PARAMS}
         train = task.train
         data = hashlib.sha256(json.dumps([task.labels, task.multi_label, train.ids, train.texts, train.y.tolist()],
@@ -325,8 +326,12 @@ class InstructionClassifier:
                 if folder is not None:
                     self._save_adapter(folder)
         self.model.eval()
+        if self.adapter_reused:  # the run's training cost is the original training, as in approaches.contract
+            self.fit_stats["reused_train_seconds"] = self.adapter_train_seconds
+        if self.adapter_key:
+            self.fit_stats["adapter_key"] = self.adapter_key
         if task.multi_label and self.cfg.predict_mode == "score" and self.cfg.threshold == "validation":
-            from .metrics import tune_threshold
+            from .decisions import tune_threshold
 
             self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
         return self
@@ -465,22 +470,6 @@ class InstructionClassifier:
         return label_marginals(logp, b, keys)
 
 
-def fit_and_evaluate(clf: InstructionClassifier, task, epochs: float = 1.0):
-    """`llmclf.experiment.fit_and_evaluate` (which scores invalid outputs as wrong), then, when a cached adapter
-    was reused, the original training time recorded as the training cost (the load time beside it)."""
-    from .experiment import fit_and_evaluate as measure
-
-    result = measure(clf, task, epochs=epochs)
-    if clf.adapter_reused:
-        timings, throughput = result.costs["timings"], result.costs["throughput"]
-        timings["adapter_load_seconds"] = timings["train_seconds"]
-        timings["train_seconds"] = clf.adapter_train_seconds
-        throughput["train_examples_per_second"] = len(task.train) * epochs / max(clf.adapter_train_seconds, 1e-9)
-    if clf.adapter_key:
-        result.extra["adapter_key"] = clf.adapter_key
-    return result
-
-
 def adapter_cache_dir(run_dir: str) -> str | None:
     """`<run_dir>/../_adapters`: shared by the runs of one study; None when the run records nothing to disk."""
     return str(Path(run_dir).resolve().parent / "_adapters") if run_dir else None
@@ -490,7 +479,7 @@ def show_answers(clf: InstructionClassifier, task, result, n: int = 5, prompt_ch
     """The first `n` test examples: true labels, the free greedy answer, the run's prediction and the text."""
     import pandas as pd
 
-    from .metrics import predict_labels
+    from .decisions import predict_labels
 
     texts = task.test.texts[:n]
     _, answers = clf.generate(texts)

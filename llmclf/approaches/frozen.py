@@ -24,10 +24,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .baselines import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
-from .config import BaselineConfig, ConfigError
-from .embedding_head import pool, position_ids_from_mask
-from .training import encode_batch, length_batches
+from ..config import BaselineConfig, ConfigError
+from .batching import encode_batch, length_batches, pool, position_ids_from_mask
+from .linear import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
 
 CACHE_FORMAT = 1  # bump when the way embeddings are computed changes: old files are then never read
 
@@ -38,7 +37,7 @@ def texts_checksum(texts: list[str]) -> str:
 
 def model_identity(model_path: str) -> str:
     """A local folder's content checksum, or the hub id itself (its revision is not pinned here)."""
-    from .artifacts import folder_checksum
+    from ..artifacts import folder_checksum
 
     return f"sha256:{folder_checksum(model_path)}" if Path(model_path).is_dir() else f"hub:{model_path}"
 
@@ -52,7 +51,7 @@ def embedding_key(model_path: str, pooling: str, max_length: int, dtype: str, te
 
 
 def embedding_cache_path(key: str) -> Path:
-    from .artifacts import cache_dir
+    from ..artifacts import cache_dir
 
     return cache_dir() / "embeddings" / f"{key}.npz"
 
@@ -150,7 +149,7 @@ class FrozenEmbeddingClassifier:
     def _load(self):
         from transformers import AutoModel
 
-        from .lora import eos_id, load_pretrained, load_tokenizer
+        from ..models.loading import eos_id, load_pretrained, load_tokenizer
 
         cfg = self.cfg
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)

@@ -18,10 +18,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .artifacts import sha256_file  # artifacts imports only the standard library: nothing is fetched
+from ..artifacts import sha256_file  # artifacts imports only the standard library: nothing is fetched
+from .patents import PATENT_DATASETS  # read from the shared data folder
 
 BUILTIN_DATASETS = ("bbc-news",)
-PATENT_DATASETS = ("uspto-10k", "uspto-ipc-sections")  # read from the shared data folder (llmclf.patents)
 SUPPORTED_EXTENSIONS = (".csv", ".csv.gz", ".jsonl", ".jsonl.gz", ".json", ".json.gz", ".parquet")
 SPLITS = ("train", "validation", "test")
 # the names a source may give each split, as a `split` column value or as a file name in a directory
@@ -212,7 +212,7 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
 
 def _read_patents(dataset, data_dir, text_fields, label_field, multi_label, label_level):
     """A patent data set's frames, with the data set's own fields unless others were asked for."""
-    from .patents import PATENT_DATASETS, dataset_folder, uspto_10k_frame
+    from .patents import dataset_folder, uspto_10k_frame
 
     spec = PATENT_DATASETS[dataset]
     folder = dataset_folder(dataset, data_dir)
@@ -492,19 +492,15 @@ def _random_split(labels, multi_label, seed, val_fraction, test_fraction, source
     if multi_label:
         return _iterative_split(labels, seed, val_fraction, test_fraction, source)
 
-    # multi-label: stratify on the first label (often the main one); "" groups the examples with no label
-    keys = np.array([(lab[0] if lab else "") for lab in labels] if multi_label else labels)
+    keys = np.array(labels)  # single-label from here on: stratified on the label
     counts = Counter(keys.tolist())
     too_few = {k: c for k, c in sorted(counts.items(), key=lambda kc: kc[1]) if c < MIN_PER_CLASS}
-    if too_few and not multi_label:
+    if too_few:
         raise DataError(f"{source['path']}: classes with too few examples for a stratified train/validation/test "
                         f"split (at least {MIN_PER_CLASS} each are needed): {dict(list(too_few.items())[:10])} "
                         f"(class: count). Drop or merge them, or give the data its own split")
-    # multi-label stratification is only a help, so it is skipped (and recorded) when the strata cannot all fit
-    n_test = int(np.ceil(test_fraction * len(keys)))
-    n_val = int(np.ceil(val_fraction / (1 - test_fraction) * (len(keys) - n_test)))
-    stratify = not too_few and (not multi_label or min(n_test, n_val) >= len(counts))
-    source["stratified_on"] = ("first label" if multi_label else "label") if stratify else None
+    stratify = True
+    source["stratified_on"] = "label"
     everything = np.arange(len(labels))
     try:
         rest, test = train_test_split(everything, test_size=test_fraction, random_state=seed,

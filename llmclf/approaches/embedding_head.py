@@ -11,24 +11,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .lora import count_parameters, eos_id, load_pretrained, load_tokenizer, wrap_lora
+from ..models.loading import count_parameters, eos_id, load_pretrained, load_tokenizer, wrap_lora
+from .batching import pool, position_ids_from_mask
 from .training import FineTunedClassifier
-
-
-def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch.Tensor:
-    """(batch, seq, hidden) -> (batch, hidden): the last real token's state, or the mean over real tokens."""
-    mask = attention_mask.to(hidden.dtype)
-    if mode == "mean":
-        return (hidden * mask.unsqueeze(-1)).sum(1) / mask.sum(1, keepdim=True).clamp(min=1)
-    if mode == "last":
-        positions = torch.arange(hidden.shape[1], device=hidden.device)
-        last = (positions * attention_mask).argmax(dim=1)  # rightmost real token, whatever the padding side
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    raise ValueError(f"pooling must be 'last' or 'mean', got {mode!r}")
-
-
-def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
-    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
 class PooledClassifier(nn.Module):

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from .artifacts import ARTIFACTS, cache_dir, fetch
+from ..artifacts import ARTIFACTS, cache_dir, fetch
 
 
 def _hub_offline() -> bool:

@@ -5,23 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
+from ..approaches.decisions import predict_labels, tune_threshold  # noqa: F401 - part of this module's API
+
 INVALID_LABEL = "(invalid output)"
-
-
-def predict_labels(proba: np.ndarray, multi_label: bool, threshold: float = 0.5) -> np.ndarray:
-    """Single-label: the argmax index per row. Multi-label: a 0/1 indicator matrix at `threshold`."""
-    if multi_label:
-        return (proba >= threshold).astype(np.int8)
-    return proba.argmax(axis=1)
-
-
-def tune_threshold(y_true: np.ndarray, proba: np.ndarray, grid: np.ndarray | None = None) -> float:
-    """The global threshold that maximizes micro F1 on (validation) data; ties go to the one nearest 0.5."""
-    grid = np.round(np.arange(0.05, 0.951, 0.05), 2) if grid is None else grid
-    scores = [f1_score(y_true, (proba >= t).astype(np.int8), average="micro", zero_division=0) for t in grid]
-    best = max(scores)
-    candidates = [t for t, s in zip(grid, scores) if s == best]
-    return float(min(candidates, key=lambda t: abs(t - 0.5)))
 
 
 def with_invalid_column(proba: np.ndarray, invalid: np.ndarray, labels: list[str]):
@@ -76,9 +62,3 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, labels: list[s
     else:
         out["accuracy"] = float(accuracy_score(y_true, y_pred))
     return out
-
-
-def confusion(y_true: np.ndarray, proba: np.ndarray, n_labels: int) -> np.ndarray:
-    from sklearn.metrics import confusion_matrix
-
-    return confusion_matrix(y_true, proba.argmax(axis=1), labels=list(range(n_labels)))

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics import classification_metrics
+from ..analysis.metrics import classification_metrics
 from .record import Timer, peak_memory_mb
 
 
@@ -31,18 +31,23 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
         clf.fit(task)
     with timer("predict"):
         proba = clf.predict_proba(task.test.texts)
-    threshold = float(getattr(clf, "threshold", 0.5))
+    threshold = float(clf.threshold)
     invalid = getattr(clf, "invalid_mask", None)  # predictions that name no label (generated answers)
     metrics = classification_metrics(task.test.y, proba, task.labels, task.multi_label, threshold, invalid)
     extra = {}
     if task.multi_label:
         extra["metrics_at_0.5"] = classification_metrics(task.test.y, proba, task.labels, True, 0.5, invalid)
-    trainable, total = getattr(clf, "trainable_params", None), getattr(clf, "total_params", None)
+    trainable, total = clf.trainable_params, clf.total_params
+    fit_stats = dict(getattr(clf, "fit_stats", None) or {})
+    reused = fit_stats.pop("reused_train_seconds", None)
+    train_seconds = timer.seconds["train"] if reused is None else reused
     costs = {
-        "timings": {"train_seconds": timer.seconds["train"], "predict_seconds": timer.seconds["predict"]},
+        "timings": {"train_seconds": train_seconds, "predict_seconds": timer.seconds["predict"],
+                    # training reused from an earlier run (an instruction adapter): this run only loaded it
+                    **({"adapter_load_seconds": timer.seconds["train"]} if reused is not None else {})},
         "throughput": {
             # None when nothing was trained (zero-shot): its 'training' time is loading the model
-            "train_examples_per_second": (len(task.train) * epochs / max(timer.seconds["train"], 1e-9)
+            "train_examples_per_second": (len(task.train) * epochs / max(train_seconds, 1e-9)
                                           if trainable != 0 else None),
             "inference_examples_per_second": len(task.test) / max(timer.seconds["predict"], 1e-9),
         },
@@ -51,6 +56,7 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
                        "trainable_share": (trainable / total) if trainable and total else None},
     }
     # Approach-specific measurements of the prediction (e.g. the invalid-output rate of generated answers).
+    extra.update(fit_stats)
     extra.update(getattr(clf, "prediction_stats", None) or {})
     history = getattr(clf, "log_history", None)
     if history:

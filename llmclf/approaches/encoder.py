@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import BaselineConfig, ConfigError
-from .lora import count_parameters, load_pretrained, load_tokenizer, wrap_lora
+from ..config import BaselineConfig, ConfigError
+from ..models.loading import count_parameters, load_pretrained, load_tokenizer, wrap_lora
 from .training import FineTunedClassifier
 
 

@@ -1,0 +1,34 @@
+"""The one interface every approach implements, as scikit-learn's estimators share fit / predict_proba.
+
+Metrics, thresholds, calibration and the report never ask which approach made the scores: they read what this
+protocol promises. `tests/test_contract.py` checks every approach against it (`check_classifier`), as
+scikit-learn's `check_estimator` does.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+
+@runtime_checkable
+class Classifier(Protocol):
+    """fit(task) -> self; predict_proba(texts) -> (n, len(labels)) probabilities in [0, 1].
+
+    Single-label rows sum to 1; multi-label columns are independent and `threshold` is the decision threshold
+    (tuned on validation inside `fit`, or 0.5). Optional attributes the run record reads when present:
+    `invalid_mask` ((n,) bool, set by predict_proba: rows that name no label, scored as wrong), `prediction_stats`
+    (dict, merged into the record), `fit_stats` (dict; `reused_train_seconds` there means training was reused
+    from an earlier run and is what the run's training cost is), `log_history` (Trainer's loss curve).
+    """
+
+    labels: list[str]
+    multi_label: bool
+    threshold: float
+    trainable_params: int | None
+    total_params: int | None
+
+    def fit(self, task) -> "Classifier": ...
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray: ...
