@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-KEY_PACKAGES = ("llmclf", "torch", "transformers", "peft", "bitsandbytes", "accelerate", "datasets",
+KEY_PACKAGES = ("llmclf", "torch", "transformers", "peft", "bitsandbytes", "accelerate",
                 "scikit-learn", "numpy", "papermill")
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.parquet"
