@@ -15,7 +15,7 @@ importing torch.
 
 from importlib import import_module
 
-__version__ = "0.1.0"
+from .version import __version__, code_version  # noqa: F401
 
 _EXPORTS = {
     "load_task": "data.tasks", "Task": "data.tasks", "Split": "data.tasks", "DataError": "data.tasks",

@@ -21,6 +21,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="expand and validate, list the runs, run nothing")
     p.add_argument("--by-seed", action="store_true",
                    help="run every configuration's first seed before any second seed")
+    p.add_argument("--force", action="store_true", help="run every run again, done or not")
+    p.add_argument("--rerun", choices=("failed", "stale"),
+                   help="failed: only the runs whose record says failed; stale: also the done runs made by other "
+                        "code (their record's code_version differs from this llmclf's)")
 
     p = sub.add_parser("report", help="render reports/<study>/index.html from the study's records")
     p.add_argument("study", help="study name (the params file's stem)")
@@ -42,7 +46,11 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{a['name']:14s} {a['kind']:5s} {'cached' if a['cached'] else 'missing':7s} "
                           f"{a['description']}")
                 return 0
-            for name in args.names or list(artifacts.ARTIFACTS):
+            names = args.names or list(artifacts.ARTIFACTS)
+            unknown = [n for n in names if n not in artifacts.ARTIFACTS]
+            if unknown:
+                raise ConfigError(f"unknown artifact(s) {unknown}; known: {', '.join(sorted(artifacts.ARTIFACTS))}")
+            for name in names:
                 print(f"{name}: {artifacts.fetch(name)}")
             return 0
         if args.command == "run":
@@ -57,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from .study.runner import run_study
 
-            outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed)
+            outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed,
+                                 force=args.force, rerun=args.rerun)
             return 1 if any(o.status == "failed" for o in outcomes) else 0
         if args.command == "report":
             from .analysis.report import render_report

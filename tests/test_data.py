@@ -9,7 +9,6 @@ import pytest
 from llmclf.data.tasks import DataError, Split, Task, load_task, read_text_folder
 
 FIXTURES = Path(__file__).parent / "fixtures"
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
 def single_frame(n_per_class=10, classes=("b", "a", "c")):
@@ -284,18 +283,6 @@ def test_error_duplicate_ids(tmp_path):
 def test_error_printed_list_in_csv(tmp_path):
     frame = pd.DataFrame({"text": ["a", "b"], "label": [json.dumps(["x", "y"]), "x"]})
     error("looks like a printed list", str(write(frame, tmp_path / "d.csv")), multi_label=True)
-
-
-# --- the real shared data, when present ------------------------------------------------------------------------
-
-@pytest.mark.skipif(not (SHARED_DATA / "uspto-ipc-sections").is_dir(),
-                    reason=f"shared patent data not found at {SHARED_DATA}")
-def test_shared_uspto_ipc_sections_keeps_its_split():
-    task = load_task(str(SHARED_DATA / "uspto-ipc-sections"), multi_label=True,
-                     text_fields=["publication_title_claims", "application_type_abstract"])
-    assert task.labels == list("ABCDEFGH")
-    assert [len(s) for s in task.splits.values()] == [5584, 698, 698]
-    assert task.source["sha256"]["train.csv"].startswith("b59d993d")
 
 
 def test_duplicate_texts_are_dropped_before_a_random_split(tmp_path):

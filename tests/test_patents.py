@@ -89,7 +89,8 @@ def test_real_uspto_10k_section_task():
 
 
 @pytest.mark.skipif(not (SHARED / "uspto-ipc-sections").is_dir(), reason=f"shared patent data not found at {SHARED}")
-def test_real_ipc_sections_task():
+def test_real_ipc_sections_task_keeps_its_split():
     task = load_task("uspto-ipc-sections", multi_label=True)
+    assert task.labels == list("ABCDEFGH")
     assert [len(s) for s in task.splits.values()] == [5584, 698, 698]
-    assert task.n_labels == 8
+    assert task.source["sha256"]["train.csv"].startswith("b59d993d")

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import NOTEBOOKS_DIR
+from ..version import code_version
 
 METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "precision_at_1")
 EXPLORATION_NOTEBOOK = "00_data"  # trains nothing: its records describe data, not results
@@ -59,6 +60,8 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         prov = r.get("provenance", {})
         row["git_commit"] = (prov.get("git") or {}).get("commit")
         row["git_dirty"] = (prov.get("git") or {}).get("dirty")
+        row["code_version"] = prov.get("code_version")
+        row["stale"] = row["code_version"] != code_version()  # made by other code than this report's
         row["machine"] = (prov.get("machine") or {}).get("gpu") or (prov.get("machine") or {}).get("cpu")
         row["data_checksum"] = prov.get("data_checksum")
         row["model_checksum"] = prov.get("model_checksum")
@@ -180,9 +183,10 @@ def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
     for r in df.sort_values(["task", "label", "seed"]).itertuples():
         link = f'<a href="{html.escape(links_dir)}/{html.escape(r.run_id)}.html">{html.escape(r.run_id)}</a>'
         f1 = "" if pd.isna(r.f1_micro) else f"{r.f1_micro:.3f}"
+        status = str(r.status) + (" (stale: other code)" if bool(getattr(r, "stale", False)) else "")
         err = "" if not isinstance(r.error, str) else html.escape(r.error[:200])
         rows.append(f"<tr><td>{link}</td><td>{html.escape(str(r.task))}</td><td>{html.escape(str(r.label))}</td>"
-                    f"<td>{html.escape(str(r.seed))}</td><td>{html.escape(str(r.status))}</td><td>{f1}</td>"
+                    f"<td>{html.escape(str(r.seed))}</td><td>{html.escape(status)}</td><td>{f1}</td>"
                     f"<td>{err}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("run", "task", "configuration", "seed", "status", "F1 micro", "error"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"

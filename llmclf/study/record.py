@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 KEY_PACKAGES = ("llmclf", "torch", "transformers", "peft", "bitsandbytes", "accelerate",
-                "scikit-learn", "numpy", "papermill")
+                "scikit-learn", "scipy", "statsmodels", "numpy", "papermill")
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.parquet"
 
@@ -107,7 +107,10 @@ def _cpu_model() -> str:
 
 
 def provenance(model_checksum: str | None = None, data_checksum: str | None = None, **extra) -> dict:
-    return {"git": git_info(), "packages": package_versions(), "machine": machine_info(),
+    from ..version import code_version
+
+    return {"git": git_info(), "code_version": code_version(), "packages": package_versions(),
+            "machine": machine_info(),
             "model_checksum": model_checksum, "data_checksum": data_checksum, **extra}
 
 

@@ -31,12 +31,20 @@ def run_dir_for(spec: RunSpec, runs_root: Path) -> Path:
     return runs_root / spec.study / spec.run_id
 
 
-def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None) -> RunOutcome:
+def is_stale(record: dict | None) -> bool:
+    """A done record made by other code than this (see llmclf.version)."""
+    from ..version import code_version
+
+    return bool(record) and (record.get("provenance") or {}).get("code_version") != code_version()
+
+
+def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, redo: bool = False) -> RunOutcome:
+    """Run one spec unless its record says done; `redo` runs it again all the same (--force, --rerun stale)."""
     import papermill
 
     run_dir = run_dir_for(spec, runs_root)
     previous = read_record(run_dir)
-    if previous and previous.get("status") == "done":
+    if previous and previous.get("status") == "done" and not redo:
         return RunOutcome(spec, "skipped")
     run_dir.mkdir(parents=True, exist_ok=True)
     write_json_atomic(run_dir / "params.json", {"study": spec.study, "run_id": spec.run_id,
@@ -76,23 +84,34 @@ def _describe(e: Exception) -> str:
     return f"{type(e).__name__}: {e}"
 
 
+RERUN_CHOICES = ("failed", "stale")
+
+
 def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_name: str | None = None,
-              only: str | None = None, by_seed: bool = False) -> list[RunOutcome]:
+              only: str | None = None, by_seed: bool = False, force: bool = False,
+              rerun: str | None = None) -> list[RunOutcome]:
     """Execute every run of a study. `by_seed`: every configuration's first seed before any second seed, so that
-    a long study stopped early still has every configuration."""
+    a long study stopped early still has every configuration. `force`: run even what is done. `rerun`: 'failed'
+    runs only the runs whose record says failed; 'stale' also runs again the done runs whose record names other
+    code (`code_version`) than this."""
+    if rerun not in (None, *RERUN_CHOICES):
+        raise ValueError(f"rerun must be one of {RERUN_CHOICES}, got {rerun!r}")
     specs = load_study(study_file)  # every run validated before the first starts
     if only:
         specs = [s for s in specs if only in s.run_id or only in s.label]
+    runs_root = Path(runs_root)
+    if rerun == "failed":
+        specs = [s for s in specs if (read_record(run_dir_for(s, runs_root)) or {}).get("status") == "failed"]
     if by_seed:
         seeds = sorted({s.params.get("seed", 0) for s in specs})
         specs = sorted(specs, key=lambda s: seeds.index(s.params.get("seed", 0)))  # stable: file order within
-    runs_root = Path(runs_root)
     outcomes: list[RunOutcome] = []
     start = time.perf_counter()
     bar = tqdm(specs, desc=f"study {specs[0].study if specs else ''}", unit="run")
     for spec in bar:
         bar.set_postfix_str(f"{spec.run_id} {spec.label}"[:70])
-        outcome = execute(spec, runs_root, kernel_name)
+        redo = force or (rerun == "stale" and is_stale(read_record(run_dir_for(spec, runs_root))))
+        outcome = execute(spec, runs_root, kernel_name, redo=redo)
         outcomes.append(outcome)
         note = f"  ({outcome.error})" if outcome.error else ""
         bar.write(f"[{len(outcomes)}/{len(specs)}] {outcome.status:7s} {outcome.seconds:7.1f}s  "

@@ -1,0 +1,82 @@
+"""One contract for every approach, checked the same way (in the spirit of scikit-learn's `check_estimator`).
+
+`check_classifier` fits an approach on a tiny single-label or multi-label task and checks what
+`approaches.contract.Classifier` promises: fit returns self, the protocol's attributes, probabilities of shape
+(n, labels) in [0, 1] (rows summing to 1 for single-label), a threshold in (0, 1) for multi-label, the same output
+for the same texts in any order, and the same probabilities from a second fit under the same seed.
+"""
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import TOPICS
+from llmclf.approaches.baselines import make_baseline
+from llmclf.approaches.contract import Classifier
+from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
+from llmclf.approaches.instruction import InstructionClassifier
+from llmclf.config import BaselineConfig, EmbeddingHeadConfig, InstructionConfig
+
+TRAIN = dict(max_length=32, batch_size=4, eval_batch_size=8, epochs=1.0)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Tiny models gain nothing from threads; on a busy 2-core machine OpenMP spinning slows them down a lot.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def label_llama(tmp_path_factory):
+    from llmclf.models.registry import tiny_causal_lm
+
+    words = " ".join(TOPICS.values()).split() + sorted(TOPICS) + ["classify", "categories"]
+    return tiny_causal_lm(tmp_path_factory.mktemp("models") / "contract-llama", words=words)
+
+
+def _approaches(label_llama, tiny_bert):
+    llama, bert = str(label_llama), str(tiny_bert)
+    return {
+        "embedding_head": lambda ml: EmbeddingHeadClassifier(
+            EmbeddingHeadConfig(model=llama, multi_label=ml, learning_rate=1e-3, **TRAIN), llama),
+        "instruction": lambda ml: InstructionClassifier(
+            InstructionConfig(model=llama, multi_label=ml, learning_rate=1e-3, **{**TRAIN, "max_length": 64}), llama),
+        "encoder": lambda ml: make_baseline(BaselineConfig(baseline="encoder", model=bert, multi_label=ml, **TRAIN), bert),
+        "frozen": lambda ml: make_baseline(BaselineConfig(baseline="frozen", model=llama, multi_label=ml, **TRAIN), llama),
+        "tfidf": lambda ml: make_baseline(BaselineConfig(baseline="tfidf", multi_label=ml, **TRAIN)),
+    }
+
+
+def check_classifier(make, task):
+    clf = make(task.multi_label)
+    assert clf.fit(task) is clf, "fit must return self"
+    assert isinstance(clf, Classifier), "missing an attribute or method of approaches.contract.Classifier"
+    assert list(clf.labels) == list(task.labels) and clf.multi_label == task.multi_label
+    texts = task.test.texts
+    proba = clf.predict_proba(texts)
+    assert proba.shape == (len(texts), task.n_labels)
+    assert np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1 + 1e-6).all()
+    if task.multi_label:
+        assert 0 < float(clf.threshold) < 1
+    else:
+        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-4)
+    assert clf.trainable_params is None or clf.trainable_params >= 0
+    assert clf.total_params is None or clf.total_params >= (clf.trainable_params or 0)
+    # the order of the texts changes nothing (batches are sorted by length inside)
+    order = np.arange(len(texts))[::-1]
+    np.testing.assert_allclose(clf.predict_proba([texts[i] for i in order]), proba[order], atol=1e-5)
+    # the same seed, the same model
+    again = make(task.multi_label).fit(task).predict_proba(texts)
+    np.testing.assert_allclose(again, proba, atol=1e-4)
+    return proba
+
+
+@pytest.mark.parametrize("multi_label", [False, True], ids=["single-label", "multi-label"])
+@pytest.mark.parametrize("approach", ["embedding_head", "instruction", "encoder", "frozen", "tfidf"])
+def test_every_approach_keeps_the_contract(approach, multi_label, label_llama, tiny_bert, tiny_task_factory,
+                                           tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))  # frozen embeddings: a cache of this test's own
+    check_classifier(_approaches(label_llama, tiny_bert)[approach], tiny_task_factory(multi_label))
