@@ -268,7 +268,8 @@ class LoraParams(Config):
 class DataExplorationConfig(DataParams, RunParams):
     """notebooks/00_data.ipynb: what a task looks like before any model sees it."""
 
-    tokenizer_model: str = param("tiny-llama", "Model whose tokenizer measures text lengths (e.g. smollm2-135m).")
+    tokenizer_model: str = param("", "Model whose tokenizer measures text lengths (e.g. smollm2-135m); a study must "
+                                 "name it (no default: a tiny test tokenizer's lengths mean nothing).")
     max_length_candidates: list[int] = param([64, 128, 256, 512], "max_length values to show the truncation of.")
     top_labels: int = param(15, "Labels shown in the co-occurrence heatmap (the most frequent).")
     examples_per_label: int = param(2, "Example texts shown per label.")

@@ -166,3 +166,29 @@ def test_fine_tuned_class_weights_reach_the_loss(tiny_task_factory, tiny_bert, m
     assert clf.predict_proba(task.test.texts).shape == (len(task.test), task.n_labels)
     if multi_label:
         assert np.shape(clf.threshold) == (task.n_labels,)
+
+
+def test_the_report_groups_by_task_key_and_names_the_threshold_rule(tmp_path):
+    """Issue 9.3: two tasks on one file with different caps stay two tasks (records from `llmclf run` carry the
+    task key); older records without a key fall back to the data set's name."""
+    from llmclf.analysis.report import load_records, summarize
+    from llmclf.study.record import write_json_atomic
+
+    def record(run_id, key, f1, multi=True):
+        task = {"name": "x", "multi_label": multi, "sizes": {"train": 300, "validation": 30, "test": 60},
+                "split_method": {"validation": "carved from the source's train split"}}
+        if key:
+            task["key"] = key
+        write_json_atomic(tmp_path / "s" / run_id / "record.json", {
+            "status": "done", "run_id": run_id, "label": "tfidf", "notebook": "30_baselines", "task": task,
+            "params": {"dataset": "x.csv", "seed": 0, "threshold": "validation_per_label"},
+            "metrics": {"f1_micro": f1, "f1_macro": f1, "subset_accuracy": f1}})
+
+    record("a", "x.csv [max_train=300]", 0.85)
+    record("b", "x.csv [max_train=600]", 0.915)
+    record("c", None, 0.5)
+    records = load_records("s", tmp_path)
+    assert sorted(records.task) == ["x", "x.csv [max_train=300]", "x.csv [max_train=600]"]
+    assert set(records.threshold_rule) == {"validation_per_label"}
+    assert records.splits.str.contains("carved").all() and records.accuracy.isna().all()
+    assert len(summarize(records)) == 3

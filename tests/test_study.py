@@ -46,6 +46,7 @@ runs:
     params: {model: tiny-llama}
     seeds: [0, 1]
   - notebook: 00_data
+    params: {tokenizer_model: tiny-llama}
     tasks: [mine]
 """))
     assert [(s.notebook, s.task, s.params.get("seed")) for s in specs] == [
@@ -83,6 +84,7 @@ runs:
 
 
 @pytest.mark.parametrize("run", ["{notebook: 10_embedding_head}", "{notebook: 20_instruction_tuning}",
+                                 "{notebook: 00_data}",
                                  "{notebook: 30_baselines, params: {baseline: encoder}}",
                                  "{notebook: 30_baselines, params: {baseline: frozen}}"])
 def test_a_run_that_needs_a_model_and_names_none_is_refused(tmp_path, run):

@@ -126,10 +126,15 @@ def packaged_models() -> list[str]:
     return sorted([name for name, a in ARTIFACTS.items() if a.kind == "model"] + list(TINY_MODELS))
 
 
-def needs_model(notebook: str, params: dict) -> bool:
+def model_parameter(notebook: str, params: dict) -> str | None:
+    """The parameter naming the model a run needs, if it needs one."""
     if notebook in ("10_embedding_head", "20_instruction_tuning"):
-        return True
-    return notebook == "30_baselines" and params.get("baseline") in ("encoder", "frozen")
+        return "model"
+    if notebook == "00_data":
+        return "tokenizer_model"
+    if notebook == "30_baselines" and params.get("baseline") in ("encoder", "frozen"):
+        return "model"
+    return None
 
 
 def notebook_defaults(notebook: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> dict:
@@ -241,10 +246,11 @@ def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: 
         params = {**base, **fixed, **point}
         # type and value checks before anything runs; the run gets the normalized values
         params = config_cls.from_dict(params).to_dict()
-        if needs_model(notebook, params) and not params.get("model"):
+        needed = model_parameter(notebook, params)
+        if needed and not params.get(needed):
             raise ConfigError(f"{where}: notebook {notebook}"
                               + (f" (baseline {params['baseline']})" if "baseline" in params else "")
-                              + f" needs a model and the study names none: set `model` to a packaged name "
+                              + f" needs a model and the study names none: set `{needed}` to a packaged name "
                               f"{packaged_models()}, a Hugging Face id or a local folder")
         varying = ", ".join(f"{k}={v}" for k, v in point.items() if k != "seed")
         specs.append(RunSpec(study, notebook, params, f"{label} ({varying})" if varying else label))
