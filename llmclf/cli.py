@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
 
             print(config_for(args.notebook).help())
             return 0
-    except (ConfigError, FileNotFoundError, ValueError) as e:  # DataError is a ValueError
+    except (ConfigError, FileNotFoundError) as e:
         print(f"llmclf {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

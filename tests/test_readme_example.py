@@ -114,7 +114,9 @@ def test_the_report_keeps_the_two_tasks_apart(ran, project):
     from llmclf.analysis.report import load_records, summarize
 
     assert ran["report"] == 0
-    assert (project / "reports" / "news" / "index.html").exists()
+    page = (project / "reports" / "news" / "index.html").read_text()
+    assert "Task <code>all</code>" in page and "Task <code>small</code>" in page
+    assert "carved from the source" in page  # the report says how the splits were made
     records = load_records("news", project / "runs")
     assert sorted(set(records.task)) == ["all", "small"]
     table = summarize(records)

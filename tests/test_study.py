@@ -178,3 +178,29 @@ def test_committed_studies_are_valid():
 
     for path in sorted((NOTEBOOKS_DIR.parent / "params").glob("*.yaml")):
         assert load_study(path), path
+
+
+def test_dry_run_plan_reads_the_data_and_fails_as_the_run_would(tmp_path):
+    """Issue 9.2: per run the task, split sizes after caps, model and dtype; a missing file or column fails."""
+    import pandas as pd
+
+    from llmclf.study.runner import plan
+
+    rows = [{"text": f"word{i % 3} text {i}", "label": f"c{i % 3}", "split": "test" if i % 4 == 0 else "train"}
+            for i in range(60)]
+    pd.DataFrame(rows).to_csv(tmp_path / "d.csv", index=False)
+    specs = load_study(write(tmp_path, """
+tasks: {capped: {dataset: d.csv, max_train: 20, max_test: 10}, full: {dataset: d.csv}}
+runs:
+  - {notebook: 30_baselines, params: {baseline: frozen, model: minilm-l6}}
+"""))
+    rows = {r["task"]: r for r in plan(specs)}
+    assert rows["full"]["sizes"] == {"train": 40, "validation": 5, "test": 15}
+    assert rows["capped"]["sizes"] == {"train": 20, "validation": 5, "test": 10}
+    assert rows["full"]["model"] == "minilm-l6" and rows["full"]["dtype"] == "float32"
+    for bad, words in [("{dataset: d.csv, label_field: topic}", ["no column 'topic'", "available columns"]),
+                       ("{dataset: missing.csv}", ["missing.csv", "looked in"])]:
+        specs = load_study(write(tmp_path, f"runs: [{{notebook: 30_baselines, params: {bad}}}]", "bad.yaml"))
+        with pytest.raises(ConfigError) as e:
+            plan(specs)
+        assert all(w in str(e.value) for w in words) and specs[0].run_id in str(e.value)
