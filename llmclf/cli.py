@@ -18,7 +18,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("study_file", help="params/<study>.yaml")
     p.add_argument("--runs-root", default="runs", help="folder of run folders (default: runs)")
     p.add_argument("--only", help="run only the runs whose id or label contains this text")
-    p.add_argument("--dry-run", action="store_true", help="expand and validate, list the runs, run nothing")
+    p.add_argument("--dry-run", action="store_true",
+                   help="expand and validate, read the data, list the runs with their task, split sizes after caps, "
+                        "model and dtype; run nothing")
+    p.add_argument("--stall-minutes", type=float, default=None,
+                   help="flag a run whose progress has not moved for this long (default: $LLMCLF_STALL_SECONDS "
+                        "seconds, else 10 minutes)")
     p.add_argument("--by-seed", action="store_true",
                    help="run every configuration's first seed before any second seed")
     p.add_argument("--force", action="store_true", help="run every run again, done or not")
@@ -57,16 +62,22 @@ def main(argv: list[str] | None = None) -> int:
             from .study.spec import load_study
 
             if args.dry_run:
+                from .study.runner import check_only, format_sizes, plan
+
                 specs = load_study(args.study_file)
-                for s in specs:
-                    task = s.task or s.params.get("dataset", "")
-                    print(f"{s.run_id}  seed {s.params.get('seed', '-')!s:3}  {task:22s}  {s.label}")
+                if args.only:
+                    specs = check_only(specs, args.only)
+                for row in plan(specs):
+                    print(f"{row['run_id']}  seed {row['seed']!s:3}  {row['task']:22s}  "
+                          f"{format_sizes(row['sizes']):32s}  model {row['model']}  dtype {row['dtype']}  "
+                          f"{row['label']}")
                 print(f"{len(specs)} runs")
                 return 0
             from .study.runner import run_study
 
+            stall = None if args.stall_minutes is None else args.stall_minutes * 60
             outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed,
-                                 force=args.force, rerun=args.rerun)
+                                 stall_seconds=stall, force=args.force, rerun=args.rerun)
             return 1 if any(o.status == "failed" for o in outcomes) else 0
         if args.command == "report":
             from .analysis.report import render_report

@@ -18,10 +18,12 @@ class ConfigError(ValueError):
     pass
 
 
-def param(default, help: str, choices: tuple | None = None):
+def param(default, help: str, choices: tuple | None = None, check=None):
     meta = {"help": help}
     if choices is not None:
         meta["choices"] = choices
+    if check is not None:
+        meta["check"] = check  # a function that validates and normalizes the value
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda d=default: type(d)(d), metadata=meta)
     return field(default=default, metadata=meta)
@@ -84,6 +86,8 @@ class Config:
                 for v in value if isinstance(value, list) else [value]:
                     if v not in choices:
                         raise ConfigError(f"parameter {f.name!r} = {v!r} is not one of {list(choices)}")
+            if "check" in f.metadata:
+                value = f.metadata["check"](value)
             object.__setattr__(self, f.name, value)
         self.validate()
 
@@ -135,8 +139,14 @@ class DataParams(Config):
     multi_label: bool = param(False, "Whether an example can carry several labels.")
     label_separator: str = param(",", "Separator of labels in a string column, for multi-label data.")
     max_train: int | None = param(None, "Cap on training examples (stratified); None for all.")
-    max_eval: int | None = param(None, "Cap on validation and on test examples each (stratified); None for all.")
-    split_seed: int = param(0, "Seed of the train/validation/test split when the source has none.")
+    max_eval: int | None = param(None, "Shorthand for max_val and max_test: a cap on validation and on test "
+                                 "examples each (stratified); None for all.")
+    max_val: int | None = param(None, "Cap on validation examples (stratified); None: max_eval, else all.")
+    max_test: int | None = param(None, "Cap on test examples (stratified); None: max_eval, else all.")
+    split_seed: int = param(0, "Seed of the train/validation/test split when the source has none, and of a "
+                            "validation split carved from train.")
+    validation_fraction: float = param(0.1, "Share of the training split carved out as validation when the source "
+                                       "has train and test only (a `split` column or split files).")
     label_level: str = param("section", "CPC level of uspto-10k's labels.",
                              choices=("section", "class", "subclass", "main_group"))
     min_label_count: int = param(1, "Labels with fewer examples are dropped (then examples left without a label).")
@@ -145,7 +155,7 @@ class DataParams(Config):
 
     def validate(self):
         super().validate()
-        for name in ("max_train", "max_eval"):
+        for name in ("max_train", "max_eval", "max_val", "max_test"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ConfigError(f"parameter {name!r} must be a positive integer or None, got {v}")
@@ -153,10 +163,13 @@ class DataParams(Config):
             raise ConfigError(f"parameter 'min_label_count' must be >= 1, got {self.min_label_count}")
         if not self.text_fields:
             raise ConfigError("parameter 'text_fields' must name at least one column")
+        if not 0 < self.validation_fraction < 1:
+            raise ConfigError(f"parameter 'validation_fraction' must be in (0, 1), got {self.validation_fraction}")
 
     def task_kwargs(self) -> dict:
         return dict(text_fields=self.text_fields, label_field=self.label_field, multi_label=self.multi_label,
                     label_separator=self.label_separator, max_train=self.max_train, max_eval=self.max_eval,
+                    max_val=self.max_val, max_test=self.max_test, validation_fraction=self.validation_fraction,
                     split_seed=self.split_seed, label_level=self.label_level, min_label_count=self.min_label_count,
                     data_dir=self.data_dir or None)
 
@@ -196,6 +209,33 @@ class TrainParams(Config):
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
+MODEL_HELP = ("Packaged model name, Hugging Face id or local folder. A study must name it (no default: a batch run "
+              "never falls back to the notebook's tiny test model).")
+THRESHOLD_RULES = ("validation", "validation_per_label")
+THRESHOLD_HELP = ("Multi-label decision threshold: 'validation' (one global threshold tuned on validation), "
+                  "'validation_per_label' (one per label, tuned on validation; labels with too few positives there "
+                  "fall back to the global one), or a fixed number such as '0.5'.")
+CLASS_WEIGHTS = ("none", "balanced")
+CLASS_WEIGHT_HELP = ("Loss weights: 'balanced' weighs classes inversely to their training frequency (single-label: "
+                     "cross-entropy weights; multi-label: BCE pos_weight; linear models: class_weight).")
+
+
+def check_threshold(value) -> str:
+    """'validation', 'validation_per_label' or a number in (0, 1), as a string (a YAML number is accepted)."""
+    if isinstance(value, bool):
+        raise ConfigError(f"parameter 'threshold' must be one of {list(THRESHOLD_RULES)} or a number, got {value!r}")
+    if isinstance(value, (int, float)):
+        value = repr(float(value))
+    if value in THRESHOLD_RULES:
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"parameter 'threshold' = {value!r} is not one of {list(THRESHOLD_RULES)} nor a number "
+                          "in (0, 1)") from None
+    if not 0 < number < 1:
+        raise ConfigError(f"parameter 'threshold' must be in (0, 1) when a number, got {value!r}")
+    return value
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # package data: found wherever llmclf is installed
 DTYPES = ("float32", "bfloat16")
 
@@ -228,7 +268,8 @@ class LoraParams(Config):
 class DataExplorationConfig(DataParams, RunParams):
     """notebooks/00_data.ipynb: what a task looks like before any model sees it."""
 
-    tokenizer_model: str = param("tiny-llama", "Model whose tokenizer measures text lengths (e.g. smollm2-135m).")
+    tokenizer_model: str = param("", "Model whose tokenizer measures text lengths (e.g. smollm2-135m); a study must "
+                                 "name it (no default: a tiny test tokenizer's lengths mean nothing).")
     max_length_candidates: list[int] = param([64, 128, 256, 512], "max_length values to show the truncation of.")
     top_labels: int = param(15, "Labels shown in the co-occurrence heatmap (the most frequent).")
     examples_per_label: int = param(2, "Example texts shown per label.")
@@ -238,13 +279,13 @@ class DataExplorationConfig(DataParams, RunParams):
 class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
     """notebooks/10_embedding_head.ipynb: a classification head on a causal LM's pooled hidden state."""
 
-    model: str = param("smollm2-135m", "Packaged model name, Hugging Face id or local folder.")
+    model: str = param("", MODEL_HELP)
     pooling: str = param("last", "Hidden state the head reads: the last real token, or the mean over tokens.",
                          choices=("last", "mean"))
     append_eos: bool = param(True, "End every (truncated) text with the EOS token, so that the last token, which "
                              "the head reads, is the same summary position for every text.")
-    threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
-                           choices=("validation", "0.5"))
+    threshold: str | float = param("validation", THRESHOLD_HELP, check=lambda v: check_threshold(v))
+    class_weight: str = param("none", CLASS_WEIGHT_HELP, choices=CLASS_WEIGHTS)
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
 
 
@@ -254,7 +295,7 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
 
     Here `max_length` bounds the whole sequence, prompt and answer: the text is cut inside the prompt to fit."""
 
-    model: str = param("smollm2-135m", "Packaged model name, Hugging Face id or local folder.")
+    model: str = param("", MODEL_HELP)
     zero_shot: bool = param(False, "Skip training: the instruct model as it is (the zero-shot baseline).")
     task_description: str = param("Classify the text into one of the categories.",
                                   "First line of the prompt: what the model is asked to do.")
@@ -270,8 +311,8 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
                               choices=("generate", "constrained", "score"))
     max_new_tokens: int = param(16, "Token budget of a generated answer (generate; constrained gets at least the "
                                 "longest valid answer).")
-    threshold: str = param("validation", "Multi-label decision threshold (score mode; generated answers are 0/1): "
-                           "tuned on validation, or 0.5.", choices=("validation", "0.5"))
+    threshold: str | float = param("validation", "(score mode; generated answers are 0/1) " + THRESHOLD_HELP,
+                                   check=lambda v: check_threshold(v))
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
 
     def validate(self):
@@ -300,7 +341,8 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
 
     baseline: str = param("tfidf", "encoder: fine-tune a BERT-style encoder; frozen: linear head on frozen "
                           "embeddings; tfidf: TF-IDF with a linear model.", choices=("encoder", "frozen", "tfidf"))
-    model: str = param("tiny-bert", "Model for 'encoder' and 'frozen' (packaged name, Hugging Face id or folder).")
+    model: str = param("", "Model for 'encoder' and 'frozen' (packaged name, Hugging Face id or folder); a study "
+                       "must name it for those baselines ('tfidf' needs none).")
     pooling: str = param("mean", "Embedding pooling for 'frozen': last real token (causal LMs) or mean.",
                          choices=("last", "mean"))
     append_eos: bool = param(False, "'frozen' on a causal LM: end every (truncated) text with the EOS token, as "
@@ -313,8 +355,8 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
                                   "Inverse regularization strengths C tried for 'frozen' and 'tfidf'; the one with "
                                   "the best validation F1 micro is kept (bbc-news: about 0.01 on standardized "
                                   "embeddings, 100 or more on TF-IDF).")
-    threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
-                           choices=("validation", "0.5"))
+    threshold: str | float = param("validation", THRESHOLD_HELP, check=lambda v: check_threshold(v))
+    class_weight: str = param("none", CLASS_WEIGHT_HELP, choices=CLASS_WEIGHTS)
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
     # The encoder is fully fine-tuned by default, as the paper's BERT baselines were; its LoRA option targets BERT's
     # attention projections, which are named query/key/value rather than q_proj/k_proj/v_proj.

@@ -55,10 +55,9 @@ def _finished(tmp_path):
             for p in (tmp_path / "runs" / "cli").glob(f"*/{RECORD_FILE}")}
 
 
-def test_dry_run_lists_the_runs(study, capsys):
-    assert main(["run", str(study), "--dry-run"]) == 0
-    out = capsys.readouterr().out
-    assert out.count("30_baselines-") == 2 and "2 runs" in out
+def test_dry_run_reads_the_data_and_refuses_a_missing_column(study, capsys):
+    assert main(["run", str(study), "--dry-run"]) == 2
+    assert "no column 'no_such_column'" in capsys.readouterr().err
 
 
 def test_force_and_rerun(study, tmp_path, capsys):

@@ -256,8 +256,8 @@ def test_error_too_few_per_class(tmp_path):
 
 def test_error_directory_and_split_column(tmp_path):
     write(single_frame(), tmp_path / "train.csv")
-    write(single_frame(), tmp_path / "test.csv")
-    assert "['validation']" in error("missing", str(tmp_path))
+    write(single_frame(), tmp_path / "val.csv")
+    assert "['test']" in error("missing", str(tmp_path))
     frame = single_frame(2).assign(split=["train", "holdout"] * 3)
     assert "holdout" in error("column 'split' has values", str(write(frame, tmp_path / "s.csv")))
 
@@ -296,3 +296,48 @@ def test_duplicate_texts_are_dropped_before_a_random_split(tmp_path):
     assert task.source["duplicate_texts_dropped"] == 20
     seen = [t for s in task.splits.values() for t in s.texts]
     assert len(seen) == len(set(seen)) == 20
+
+
+def test_train_and_test_only_get_a_validation_split_carved_from_train(tmp_path):
+    """Issue 9.4: a split column with train and test only; max_val and max_test cap each split on its own."""
+    frame = single_frame(20).assign(split=(["train"] * 15 + ["test"] * 5) * 3)
+    path = write(frame, tmp_path / "s.csv")
+    task = load_task(str(path), id_field="doc", validation_fraction=0.2)
+    assert (len(task.train), len(task.validation), len(task.test)) == (36, 9, 15)
+    assert sorted(np.bincount(task.validation.y).tolist()) == [3, 3, 3]  # stratified
+    assert not set(task.validation.ids) & set(task.train.ids)
+    assert all(i.startswith("doc") for i in task.validation.ids)
+    method = task.source["split_method"]
+    assert "carved from the source's train split: 20%" in method["validation"] and "split_seed 0" in method["validation"]
+    assert "split column" in method["test"]
+    again = load_task(str(path), id_field="doc", validation_fraction=0.2)
+    assert again.validation.ids == task.validation.ids  # seeded
+    other = load_task(str(path), id_field="doc", validation_fraction=0.2, split_seed=1)
+    assert other.validation.ids != task.validation.ids
+    # the full test set with a small validation set; max_eval is shorthand for both
+    capped = load_task(str(path), id_field="doc", validation_fraction=0.2, max_val=3)
+    assert (len(capped.validation), len(capped.test)) == (3, 15) and "capped at 3" in capped.source["split_method"]["validation"]
+    both = load_task(str(path), id_field="doc", validation_fraction=0.2, max_eval=6)
+    assert (len(both.validation), len(both.test)) == (6, 6)
+    own = load_task(str(path), id_field="doc", validation_fraction=0.2, max_eval=6, max_test=9)
+    assert (len(own.validation), len(own.test)) == (6, 9)
+
+
+def test_split_files_with_train_and_test_only_and_multi_label(tmp_path):
+    rows = [{"text": f"t{i} " + " ".join(labs), "label": "|".join(labs)}
+            for i, labs in enumerate([["a"], ["b"], ["a", "b"], ["c"], ["a", "c"]] * 8)]
+    frame = pd.DataFrame(rows)
+    write(frame.iloc[:30], tmp_path / "train.csv")
+    write(frame.iloc[30:], tmp_path / "test.csv")
+    task = load_task(str(tmp_path), multi_label=True, label_separator="|")
+    assert (len(task.train), len(task.validation), len(task.test)) == (27, 3, 10)
+    assert "iterative stratification" in task.source["split_method"]["validation"]
+
+
+def test_unseen_multi_label_labels_suggest_the_separator(tmp_path):
+    """Issue 9.8: 'a|b' read with the default ',' looks like an unseen label: the error names label_separator."""
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(12)],
+                          "label": ["a", "b", "a", "b", "a", "b", "a", "b", "a", "b", "a|b", "a|b"],
+                          "split": ["train"] * 10 + ["test"] * 2})
+    message = error("never occur in train", str(write(frame, tmp_path / "m.csv")), multi_label=True)
+    assert "label_separator" in message and "'|'" in message

@@ -219,7 +219,7 @@ def test_generated_garbage_is_counted_and_scored_wrong(tiny_task_factory, label_
     clf = make_clf(label_llama, zero_shot=True, predict_mode="generate").fit(task)
     answers = ["Chemistry", "no idea", "the topic is mechanics"] * len(task.test)
 
-    def fake_generate(texts, constrained=False):
+    def fake_generate(texts, constrained=False, phase="predict"):
         return [[1, 2]] * len(texts), answers[:len(texts)]
 
     monkeypatch.setattr(clf, "generate", fake_generate)

@@ -35,3 +35,11 @@ def test_parameters_cell_matches_the_config(path):
     config = NOTEBOOK_CONFIGS[path.stem]
     assert set(defaults) == set(config.field_names())
     config.from_dict(defaults)  # the defaults are valid
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.stem != "90_report"], ids=lambda p: p.stem)
+def test_first_cell_says_the_literals_are_for_hand_runs(path):
+    """Issue 9.1: the tiny literals are for hand runs and nbval; a study run uses the documented defaults."""
+    first = nbformat.read(path, as_version=4).cells[0]
+    assert first.cell_type == "markdown"
+    assert "llmclf params" in first.source and "documented defaults" in first.source

@@ -18,9 +18,13 @@ def show_examples(task, n: int = 5, split: str = "train", width: int = 300) -> p
 def metrics_table(result) -> pd.DataFrame:
     m, c = result.metrics, result.costs
     rows = {
-        "accuracy": m["accuracy"], "F1 micro": m["f1_micro"], "F1 macro": m["f1_macro"],
+        **({"accuracy": m["accuracy"]} if "accuracy" in m else {"subset accuracy": m["subset_accuracy"]}),
+        "F1 micro": m["f1_micro"], "F1 macro": m["f1_macro"],
         "F1 weighted": m["f1_weighted"],
-        **({"P@1": m["precision_at_1"], "threshold": m["threshold"]} if "precision_at_1" in m else {}),
+        **({"P@1": m["precision_at_1"],
+            "threshold": (m["threshold"] if not isinstance(m["threshold"], list)
+                          else f"per label, {min(m['threshold']):.2f}-{max(m['threshold']):.2f}")}
+           if "precision_at_1" in m else {}),
         "train seconds": c["timings"]["train_seconds"],
         "train examples / s": c["throughput"]["train_examples_per_second"],
         "inference examples / s": c["throughput"]["inference_examples_per_second"],

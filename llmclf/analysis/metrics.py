@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_support
 
-from ..approaches.decisions import predict_labels, tune_threshold  # noqa: F401 - part of this module's API
+from ..approaches.decisions import (predict_labels, threshold_for_record, tune_threshold,  # noqa: F401 - API
+                                    tune_thresholds_per_label)
 
 INVALID_LABEL = "(invalid output)"
 
@@ -20,8 +21,10 @@ def with_invalid_column(proba: np.ndarray, invalid: np.ndarray, labels: list[str
 
 
 def classification_metrics(y_true: np.ndarray, proba: np.ndarray, labels: list[str], multi_label: bool,
-                           threshold: float = 0.5, invalid: np.ndarray | None = None) -> dict:
-    """Accuracy, micro/macro/weighted F1, per-label F1; for multi-label also P@1 and subset accuracy.
+                           threshold=0.5, invalid: np.ndarray | None = None) -> dict:
+    """Accuracy, micro/macro/weighted F1, per-label F1; for multi-label P@1 and subset accuracy (the share of
+    examples whose whole label set is right) instead of accuracy, so that it is never read as per-label accuracy.
+    `threshold`: multi-label, a float or one per label (recorded as a list).
 
     `y_true`: (n,) label indices for single-label, (n, L) 0/1 for multi-label; `proba`: (n, L).
     `invalid`: optional (n,) mask of predictions that name no label (a generated answer that parses to nothing);
@@ -55,10 +58,9 @@ def classification_metrics(y_true: np.ndarray, proba: np.ndarray, labels: list[s
     out["support_per_label"] = {name: int(v) for name, v in zip(labels, support)}
     if multi_label:
         out["subset_accuracy"] = float(accuracy_score(y_true, y_pred))
-        out["accuracy"] = out["subset_accuracy"]
         top1 = proba.argmax(axis=1)
         out["precision_at_1"] = float(np.mean((y_true[np.arange(len(y_true)), top1] == 1) & ~invalid))
-        out["threshold"] = float(threshold)
+        out["threshold"] = threshold_for_record(threshold)
     else:
         out["accuracy"] = float(accuracy_score(y_true, y_pred))
     return out

@@ -13,7 +13,7 @@ import pandas as pd
 from ..config import NOTEBOOKS_DIR
 from ..version import code_version
 
-METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "precision_at_1")
+METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "subset_accuracy", "precision_at_1")
 EXPLORATION_NOTEBOOK = "00_data"  # trains nothing: its records describe data, not results
 
 
@@ -21,6 +21,20 @@ def _read_records(folder: Path):
     for path in sorted(folder.glob("*/record.json")):
         with open(path) as f:
             yield path, json.load(f)
+
+
+def task_name(task: dict, params: dict) -> str:
+    """The task a run belongs to: the study's name for it (the record's task key: a `tasks:` key, or a name made
+    of every data parameter), else the data set's name (records from before task keys)."""
+    return task.get("key") or task.get("name") or params.get("dataset")
+
+
+def split_method(task: dict) -> str | None:
+    """How each split was made (the source's own, carved from train, random; caps), in one line."""
+    method = (task.get("source") or {}).get("split_method") or task.get("split_method")
+    if not method:
+        return None
+    return "; ".join(f"{s}: {m}" for s, m in method.items())
 
 
 def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
@@ -35,8 +49,10 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row = {
             "run_id": r.get("run_id", path.parent.name), "label": r.get("label", r.get("notebook")),
             "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
-            "task": task.get("name", p.get("dataset")), "multi_label": task.get("multi_label"),
+            "task": task_name(task, p), "multi_label": task.get("multi_label"),
             "n_train": task.get("sizes", {}).get("train"), "n_test": task.get("sizes", {}).get("test"),
+            "splits": split_method(task),
+            "threshold_rule": p.get("threshold") if task.get("multi_label") else None,
             # TF-IDF reads no model (its notebook's `model` parameter is unused)
             "model": None if p.get("baseline") == "tfidf" else p.get("model"), "seed": p.get("seed"), "wall_seconds": r.get("wall_seconds"),
         }
@@ -80,8 +96,9 @@ def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFram
         sizes = task.get("sizes", {})
         row = {"run_id": r.get("run_id", path.parent.name), "label": r.get("label", EXPLORATION_NOTEBOOK),
                "seed": "", "status": r.get("status"), "error": r.get("error"), "f1_micro": float("nan"),
-               "task": task.get("name", r.get("params", {}).get("dataset")),
+               "task": task_name(task, r.get("params", {})),
                "multi_label": task.get("multi_label"), "labels": len(task.get("labels", [])),
+               "splits": split_method(task),
                **{s: sizes.get(s) for s in ("train", "validation", "test")},
                "labels / document": (stats.get("labels_per_document_mean") or {}).get("train"),
                "tokenizer": stats.get("tokenizer_model"),

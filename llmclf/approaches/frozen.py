@@ -101,12 +101,14 @@ def is_causal_lm(config) -> bool:
 
 @torch.inference_mode()
 def embed_texts(model, tokenizer, texts: list[str], *, pooling: str, max_length: int, batch_size: int,
-                causal: bool, append_token: int | None = None) -> np.ndarray:
+                causal: bool, append_token: int | None = None, phase: str = "embed") -> np.ndarray:
     """(n, hidden) float32 pooled last hidden states, in batched no-grad passes over texts sorted by length;
     `append_token` ends every text (after truncation to max_length - 1)."""
+    from ..progress import track
+
     device = next(model.parameters()).device
     out = None
-    for idx in length_batches([len(t) for t in texts], batch_size):
+    for idx in track(list(length_batches([len(t) for t in texts], batch_size)), phase):
         enc = encode_batch(tokenizer, [texts[i] for i in idx], max_length, append_token)
         enc = {k: v.to(device) for k, v in enc.items()}
         kwargs = {"position_ids": position_ids_from_mask(enc["attention_mask"]), "use_cache": False} if causal else {}
@@ -174,7 +176,7 @@ class FrozenEmbeddingClassifier:
                 self._load()
             embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
                                      max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
-                                     append_token=self.append_token)
+                                     append_token=self.append_token, phase=f"embed {name}")
             save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
                                               "max_length": cfg.max_length, "dtype": cfg.dtype,
                                               "quantization": cfg.quantization, "append_eos": self.append_eos,
@@ -195,7 +197,7 @@ class FrozenEmbeddingClassifier:
         self.selection = fit_linear_on_validation(
             self.scaler.transform(X_train), task.train.y, self.scaler.transform(X_val), task.validation.y,
             n_labels=task.n_labels, multi_label=task.multi_label, kind="logreg", c_values=self.cfg.c_values,
-            tune_threshold=self.cfg.threshold == "validation", seed=self.cfg.seed)
+            threshold_rule=self.cfg.threshold, class_weight=self.cfg.class_weight, seed=self.cfg.seed)
         self.linear = self.selection.model
         if task.multi_label:
             self.threshold = self.selection.threshold

@@ -330,10 +330,12 @@ class InstructionClassifier:
             self.fit_stats["reused_train_seconds"] = self.adapter_train_seconds
         if self.adapter_key:
             self.fit_stats["adapter_key"] = self.adapter_key
-        if task.multi_label and self.cfg.predict_mode == "score" and self.cfg.threshold == "validation":
-            from .decisions import tune_threshold
+        if task.multi_label and self.cfg.predict_mode == "score":  # generated answers are 0/1: 0.5 is all there is
+            from .decisions import choose_threshold, is_tuned
 
-            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
+            val = self.predict_proba(task.validation.texts, phase="predict validation") \
+                if is_tuned(self.cfg.threshold) else None
+            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, val)
         return self
 
     def _train(self, task):
@@ -390,13 +392,17 @@ class InstructionClassifier:
         """The prompt the model sees for `text`, as text (the text cut to fit, as it is in every mode)."""
         return self.prompts.decode(self.prompts.prompt_ids([text])[0])
 
-    def _batches(self, texts: list[str]):
+    def _batches(self, texts: list[str], phase: str = "predict"):
+        from ..progress import track
+
         prompts = self.prompts.prompt_ids(list(texts))
-        for idx in length_batches([len(p) for p in prompts], self.cfg.eval_batch_size):
+        batches = list(length_batches([len(p) for p in prompts], self.cfg.eval_batch_size))
+        for idx in track(batches, phase, run_dir=self.cfg.run_dir or None):
             yield idx, [prompts[i] for i in idx]
 
     @torch.inference_mode()
-    def generate(self, texts: list[str], constrained: bool = False) -> tuple[list[list[int]], list[str]]:
+    def generate(self, texts: list[str], constrained: bool = False,
+                 phase: str = "predict") -> tuple[list[list[int]], list[str]]:
         """Greedy answers: their token ids (up to the first stop token, included) and decoded text."""
         from transformers import GenerationConfig
 
@@ -409,7 +415,7 @@ class InstructionClassifier:
                                eos_token_id=[self.prompts.eos_id] if constrained else self.stop_ids,
                                pad_token_id=self.tokenizer.pad_token_id)
         tokens: list[list[int]] = [[] for _ in texts]
-        for idx, prompts in self._batches(texts):
+        for idx, prompts in self._batches(texts, phase):
             ids, mask, cache = prompt_inputs(self.model, prompts, self.tokenizer.pad_token_id, self.prefix_len)
             width = ids.shape[1]
             fn = (lambda _, seq: constraint.allowed(seq[width:].tolist())) if constrained else None
@@ -423,7 +429,7 @@ class InstructionClassifier:
                      for ids in tokens]
         return tokens, texts_out
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], phase: str = "predict") -> np.ndarray:
         texts = list(texts)
         mode = self.cfg.predict_mode
         n, L = len(texts), len(self.labels)
@@ -432,7 +438,7 @@ class InstructionClassifier:
         generated = 0
         self.last_outputs = None
         if mode in ("generate", "constrained"):
-            tokens, decoded = self.generate(texts, constrained=mode == "constrained")
+            tokens, decoded = self.generate(texts, constrained=mode == "constrained", phase=phase)
             constraint = self.prompts.constraint()
             for i, (ids, text) in enumerate(zip(tokens, decoded)):
                 if mode == "constrained":
@@ -446,7 +452,7 @@ class InstructionClassifier:
             generated = sum(len(t) for t in tokens)
             self.last_outputs = decoded
         elif mode == "score":
-            for idx, prompts in self._batches(texts):
+            for idx, prompts in self._batches(texts, phase):
                 out[idx] = self._score(prompts)
         else:
             raise ValueError(f"unknown predict_mode {mode!r}")
@@ -483,7 +489,7 @@ def show_answers(clf: InstructionClassifier, task, result, n: int = 5, prompt_ch
 
     texts = task.test.texts[:n]
     _, answers = clf.generate(texts)
-    pred = predict_labels(result.test_proba[:n], task.multi_label, float(clf.threshold))
+    pred = predict_labels(result.test_proba[:n], task.multi_label, clf.threshold)
     invalid = clf.invalid_mask[:n] if clf.invalid_mask is not None else np.zeros(n, dtype=bool)
     rows = []
     for i, text in enumerate(texts):

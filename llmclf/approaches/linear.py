@@ -16,20 +16,23 @@ import numpy as np
 # the linear model shared by 'frozen' and 'tfidf'
 
 
-def linear_estimator(kind: str, C: float, multi_label: bool, y_train: np.ndarray, seed: int = 0):
+def linear_estimator(kind: str, C: float, multi_label: bool, y_train: np.ndarray, seed: int = 0,
+                     class_weight: str = "none"):
     """An unfitted scikit-learn classifier with predict_proba: logistic regression (multinomial for single-label)
-    or a linear SVM calibrated by cross-validation; one-vs-rest binary models for multi-label."""
+    or a linear SVM calibrated by cross-validation; one-vs-rest binary models for multi-label. `class_weight`
+    'balanced' is scikit-learn's (per one-vs-rest model for multi-label)."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.multiclass import OneVsRestClassifier
 
+    weight = "balanced" if class_weight == "balanced" else None
     if kind == "logreg":
-        base = LogisticRegression(C=C, max_iter=2000)
+        base = LogisticRegression(C=C, max_iter=2000, class_weight=weight)
     elif kind == "svm":
         from sklearn.calibration import CalibratedClassifierCV
         from sklearn.svm import LinearSVC
 
         # Sigmoid calibration on internal folds; a class needs an example in every fold.
-        base = CalibratedClassifierCV(LinearSVC(C=C, random_state=seed), method="sigmoid",
+        base = CalibratedClassifierCV(LinearSVC(C=C, random_state=seed, class_weight=weight), method="sigmoid",
                                       cv=_calibration_folds(y_train, multi_label))
     else:
         raise ValueError(f"linear model must be 'logreg' or 'svm', got {kind!r}")
@@ -78,12 +81,26 @@ class LinearSelection:
 
     model: object
     C: float
-    threshold: float
+    threshold: object  # a float, or one per label
     scores: list[dict] = field(default_factory=list)  # one per C: C, validation f1_micro, log_loss, threshold
+    c_values: list[float] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str | None:
+        """Said when the chosen C is at an end of a grid of several: a better C may lie beyond it."""
+        grid = sorted(self.c_values)
+        if len(grid) < 2 or self.C not in (grid[0], grid[-1]):
+            return None
+        side = "largest" if self.C == grid[-1] else "smallest"
+        return (f"the chosen C = {self.C:g} is the {side} of c_values {grid}: the best C may lie beyond the grid; "
+                f"extend c_values")
 
     def record(self) -> dict:
-        return {"C": self.C, "threshold": self.threshold,
-                "validation": [{k: float(v) for k, v in s.items()} for s in self.scores]}
+        from .decisions import threshold_for_record
+
+        return {"C": self.C, "threshold": threshold_for_record(self.threshold), "c_at_grid_edge": self.warning,
+                "validation": [{k: (threshold_for_record(v) if k == "threshold" else float(v)) for k, v in s.items()}
+                               for s in self.scores]}
 
     def table(self):
         import pandas as pd
@@ -94,23 +111,28 @@ class LinearSelection:
 
 
 def fit_linear_on_validation(X_train, y_train: np.ndarray, X_val, y_val: np.ndarray, *, n_labels: int,
-                             multi_label: bool, kind: str, c_values: list[float], tune_threshold: bool,
-                             seed: int = 0) -> LinearSelection:
-    """Fit one linear model per C on train, keep the best on validation (see the module docstring)."""
+                             multi_label: bool, kind: str, c_values: list[float], tune_threshold: bool = True,
+                             seed: int = 0, threshold_rule=None, class_weight: str = "none") -> LinearSelection:
+    """Fit one linear model per C on train, keep the best on validation (see the module docstring).
+    `threshold_rule` (multi-label): 'validation', 'validation_per_label' or a number; when None, `tune_threshold`
+    says 'validation' (True) or 0.5. A chosen C at an end of the grid is warned about (`LinearSelection.warning`)."""
     from sklearn.metrics import f1_score, log_loss
 
-    from .decisions import predict_labels
-    from .decisions import tune_threshold as tune
+    from .decisions import choose_threshold, predict_labels
 
+    if threshold_rule is None:
+        threshold_rule = "validation" if tune_threshold else 0.5
     best, scores = None, []
-    for C in sorted(c_values):
-        model = linear_estimator(kind, C, multi_label, y_train, seed)
+    from ..progress import track
+
+    for C in track(sorted(c_values), "fit linear model (C grid)"):
+        model = linear_estimator(kind, C, multi_label, y_train, seed, class_weight)
         with warnings.catch_warnings():
             # a label absent from the training split gets a constant one-vs-rest model: expected on small data
             warnings.filterwarnings("ignore", message="Label not present in all training examples")
             model.fit(X_train, y_train)
         proba = predict_proba_linear(model, X_val, n_labels, multi_label)
-        threshold = tune(y_val, proba) if multi_label and tune_threshold else 0.5
+        threshold = choose_threshold(threshold_rule, y_val, proba) if multi_label else 0.5
         f1 = f1_score(y_val, predict_labels(proba, multi_label, threshold), average="micro", zero_division=0,
                       **({} if multi_label else {"labels": list(range(n_labels))}))
         if multi_label:
@@ -118,8 +140,12 @@ def fit_linear_on_validation(X_train, y_train: np.ndarray, X_val, y_val: np.ndar
             loss = float(-np.mean(y_val * np.log(clipped) + (1 - y_val) * np.log(1 - clipped)))
         else:
             loss = float(log_loss(y_val, np.clip(proba, 1e-7, 1), labels=list(range(n_labels))))
-        scores.append({"C": float(C), "f1_micro": float(f1), "log_loss": loss, "threshold": float(threshold)})
+        scores.append({"C": float(C), "f1_micro": float(f1), "log_loss": loss, "threshold": threshold})
         # strictly better only: ties keep the smaller C (the grid is ascending), the more regularized model
         if best is None or (f1, -loss) > (best[0], -best[1]):
             best = (f1, loss, C, threshold, model)
-    return LinearSelection(model=best[4], C=float(best[2]), threshold=float(best[3]), scores=scores)
+    selection = LinearSelection(model=best[4], C=float(best[2]), threshold=best[3], scores=scores,
+                                c_values=[float(c) for c in c_values])
+    if selection.warning:
+        warnings.warn(selection.warning, stacklevel=2)
+    return selection

@@ -26,15 +26,21 @@ class TfidfClassifier:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
         self.labels, self.multi_label = task.labels, task.multi_label
+        from ..progress import Progress
+
         start = time.perf_counter()
         self.vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), dtype=np.float32)
-        X_train = self.vectorizer.fit_transform(task.train.texts)
-        X_val = self.vectorizer.transform(task.validation.texts)
+        # one scikit-learn call each: the phase shows, the steps are the two splits
+        with Progress("tfidf vectorize", total=2, run_dir=self.cfg.run_dir or None, bar=False) as p:
+            X_train = self.vectorizer.fit_transform(task.train.texts)
+            p.update()
+            X_val = self.vectorizer.transform(task.validation.texts)
+            p.update()
         vectorize_seconds = time.perf_counter() - start
         self.selection = fit_linear_on_validation(
             X_train, task.train.y, X_val, task.validation.y, n_labels=task.n_labels, multi_label=task.multi_label,
-            kind=self.cfg.linear_model, c_values=self.cfg.c_values,
-            tune_threshold=self.cfg.threshold == "validation", seed=self.cfg.seed)
+            kind=self.cfg.linear_model, c_values=self.cfg.c_values, threshold_rule=self.cfg.threshold,
+            class_weight=self.cfg.class_weight, seed=self.cfg.seed)
         self.model = self.selection.model
         if task.multi_label:
             self.threshold = self.selection.threshold

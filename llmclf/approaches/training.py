@@ -61,23 +61,56 @@ class FineTunedClassifier:
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
         data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
                                 append_token=self.append_token)
-        self.log_history = train_with_trainer(self.net, data, self.tokenizer, self.cfg)
-        if task.multi_label and self.cfg.threshold == "validation":
-            from .decisions import tune_threshold
+        self.class_weights = None
+        if getattr(self.cfg, "class_weight", "none") == "balanced":
+            from .decisions import balanced_weights
 
-            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
+            self.class_weights = balanced_weights(task.train.y, task.n_labels, task.multi_label)
+        net = self.net if self.class_weights is None else WeightedLoss(self.net, self._logits, self.class_weights,
+                                                                       task.multi_label)
+        self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg)
+        if task.multi_label:
+            from .decisions import choose_threshold, is_tuned
+
+            val = self.predict_proba(task.validation.texts, phase="predict validation") \
+                if is_tuned(self.cfg.threshold) else None
+            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, val)
         return self
 
     @torch.inference_mode()
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str], phase: str = "predict") -> np.ndarray:
+        from ..progress import track
+
         self.net.eval()
         device = next(self.net.parameters()).device
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        for idx in length_batches([len(t) for t in texts], self.cfg.eval_batch_size):
+        batches = list(length_batches([len(t) for t in texts], self.cfg.eval_batch_size))
+        for idx in track(batches, phase, run_dir=self.cfg.run_dir or None):
             enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self.append_token)
             logits = self._logits(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
             probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
             out[idx] = probs.cpu().numpy()
+        return out
+
+
+class WeightedLoss(torch.nn.Module):
+    """The net with a class-weighted loss (class_weight: balanced): cross-entropy with per-class weights, or binary
+    cross-entropy with per-label pos_weight. `logits` reads the net's logits as prediction does."""
+
+    def __init__(self, net, logits, weights: np.ndarray, multi_label: bool):
+        super().__init__()
+        self.net, self.logits, self.multi_label = net, logits, multi_label
+        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
+
+    def forward(self, input_ids, attention_mask, labels=None, **_):
+        logits = self.logits(input_ids, attention_mask).float()
+        out = {"logits": logits}
+        if labels is not None:
+            w = self.weights.to(logits.device)
+            if self.multi_label:
+                out["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=w)
+            else:
+                out["loss"] = torch.nn.functional.cross_entropy(logits, labels.long(), weight=w)
         return out
 
 
@@ -98,6 +131,29 @@ def training_arguments(cfg, output_dir: str, **overrides):
     return TrainingArguments(**args)
 
 
+def progress_callback(run_dir: str | None = None):
+    """A TrainerCallback that reports optimizer steps to progress.json (the Trainer draws its own tqdm bar)."""
+    from transformers import TrainerCallback
+
+    from ..progress import Progress
+
+    class ProgressCallback(TrainerCallback):
+        progress = None
+
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.progress = Progress("train", total=state.max_steps, run_dir=run_dir, bar=False, unit="step")
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.update(state.global_step - self.progress.step)
+
+        def on_train_end(self, args, state, control, **kwargs):
+            if self.progress is not None:
+                self.progress.close()
+
+    return ProgressCallback()
+
+
 def train_with_trainer(model, dataset, tokenizer, cfg, collator=None) -> list[dict]:
     """Train `model` (its forward returns a dict with 'loss') and return Trainer's log history (the loss curve)."""
     from transformers import DataCollatorWithPadding, Trainer
@@ -105,6 +161,6 @@ def train_with_trainer(model, dataset, tokenizer, cfg, collator=None) -> list[di
     collator = collator or DataCollatorWithPadding(tokenizer)
     with tempfile.TemporaryDirectory(prefix="llmclf-trainer-") as out:
         trainer = Trainer(model=model, args=training_arguments(cfg, out), train_dataset=dataset,
-                          data_collator=collator)
+                          data_collator=collator, callbacks=[progress_callback(getattr(cfg, "run_dir", "") or None)])
         trainer.train()
     return [dict(h) for h in trainer.state.log_history]

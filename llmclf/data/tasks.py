@@ -114,12 +114,16 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
               multi_label: bool = False, label_separator: str = ",", id_field: str | None = None,
               max_train: int | None = None, max_eval: int | None = None, split_seed: int = 0,
               val_fraction: float = 0.1, test_fraction: float = 0.2, data_dir: str | Path | None = None,
-              label_level: str = "section", min_label_count: int = 1) -> Task:
+              label_level: str = "section", min_label_count: int = 1, max_val: int | None = None,
+              max_test: int | None = None, validation_fraction: float = 0.1) -> Task:
     """Load `dataset` ("bbc-news", a data file, or a directory of train/validation/test files) as a Task.
 
     val_fraction and test_fraction are fractions of the whole data, used only when the source has no split.
-    max_train caps the training split and max_eval each of validation and test, stratified and seeded by
-    split_seed; the caps apply after splitting, so a capped test set is a subset of the uncapped one.
+    max_train caps the training split, max_val the validation and max_test the test split (max_eval is shorthand
+    for both), stratified and seeded by split_seed; the caps apply after splitting, so a capped test set is a
+    subset of the uncapped one. A source with train and test only (a `split` column or split files) gets a
+    validation split carved from train: `validation_fraction` of it, stratified (iteratively for multi-label),
+    seeded by split_seed. `source["split_method"]` says how each split was made.
     data_dir: for a built-in dataset, read it from this folder instead of fetching the artifact; for a patent
     data set (uspto-10k, uspto-ipc-sections), the folder holding it (default: $LLMCLF_DATA_DIR, ../shared/data).
     label_level: CPC level of uspto-10k's labels (section, class, subclass, main_group).
@@ -128,6 +132,15 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
     text_fields = [text_fields] if isinstance(text_fields, str) else list(text_fields)
     _check_params(text_fields, label_field, label_separator, max_train, max_eval, split_seed, val_fraction,
                   test_fraction)
+    for pname, cap in [("max_val", max_val), ("max_test", max_test)]:
+        if cap is not None and (isinstance(cap, bool) or not isinstance(cap, (int, np.integer)) or cap < 1):
+            raise DataError(f"{pname} must be None (no cap) or a positive integer, got {cap!r}")
+    if isinstance(validation_fraction, bool) or not isinstance(validation_fraction, (int, float)) \
+            or not 0 < validation_fraction < 1:
+        raise DataError(f"validation_fraction must be a number between 0 and 1 (exclusive), got "
+                        f"{validation_fraction!r}")
+    max_val = max_eval if max_val is None else max_val
+    max_test = max_eval if max_test is None else max_test
     if isinstance(min_label_count, bool) or not isinstance(min_label_count, int) or min_label_count < 1:
         raise DataError(f"min_label_count must be a positive integer, got {min_label_count!r}")
     if str(dataset) in PATENT_DATASETS:
@@ -167,10 +180,26 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         ids, texts, labels, split_of = ([v[i] for i in keep] for v in (ids, texts, labels, split_of))
         source.update(split_from="random", val_fraction=val_fraction, test_fraction=test_fraction)
         index = _random_split(labels, multi_label, split_seed, val_fraction, test_fraction, source)
+        how = f"random, stratified on {source.get('stratified_on', 'label')}, split_seed {split_seed}"
+        source["split_method"] = {
+            "train": f"{how} ({1 - val_fraction - test_fraction:.0%} of the data)",
+            "validation": f"{how} ({val_fraction:.0%} of the data)",
+            "test": f"{how} ({test_fraction:.0%} of the data)"}
     else:
         source.setdefault("split_from", "split column")
+        given = source["split_from"]
         split_of = np.array(split_of)
         index = {s: np.flatnonzero(split_of == s) for s in SPLITS}
+        source["split_method"] = {s: f"the source's own ({given})" for s in SPLITS}
+        if len(index["validation"]) == 0:
+            index["train"], index["validation"] = _carve_validation(
+                index["train"], labels, multi_label, split_seed, validation_fraction, source)
+            source["split_method"]["train"] = (f"the source's own ({given}), less the validation split carved "
+                                               "from it")
+            source["split_method"]["validation"] = (
+                f"carved from the source's train split: {validation_fraction:.0%} of it, stratified on "
+                f"{'all labels (iterative stratification)' if multi_label else 'label'}, split_seed {split_seed}")
+            source["validation_fraction"] = validation_fraction
         train_texts = {texts[i].strip() for i in index["train"]}
         source["eval_texts_also_in_train"] = {s: int(sum(texts[i].strip() in train_texts for i in index[s]))
                                               for s in ("validation", "test")}
@@ -180,9 +209,15 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
     for s in ("validation", "test"):
         unseen = Counter(lab for i in index[s] for lab in _as_tuple(labels[i]) if lab not in known)
         if unseen:
+            hint = ""
+            if multi_label:
+                likely = sorted({c for lab in unseen for c in "|;,/ " if c in lab and c != label_separator})
+                if likely:
+                    hint = (f" The labels contain {likely}: if that separates labels, set label_separator to it "
+                            f"(now {label_separator!r}).")
             raise DataError(f"{source['path']}: {len(unseen)} labels in {s} never occur in train, e.g. "
                             f"{dict(unseen.most_common(10))} (label: count); a model cannot learn them. "
-                            f"Drop or merge them (min_label_count), or use another split")
+                            f"Drop or merge them (min_label_count), or use another split.{hint}")
     position = {lab: j for j, lab in enumerate(names)}
     if multi_label:
         y = np.zeros((len(labels), len(names)), dtype=np.int8)
@@ -192,13 +227,16 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         y = np.array([position[lab] for lab in labels], dtype=np.int64)
 
     source["sizes_before_caps"] = {s: len(index[s]) for s in SPLITS}
-    source.update(split_seed=split_seed, max_train=max_train, max_eval=max_eval, multi_label=multi_label,
+    source.update(split_seed=split_seed, max_train=max_train, max_val=max_val, max_test=max_test,
+                  multi_label=multi_label,
                   text_fields=text_fields, label_field=label_field, id_field=id_field)
     splits = {}
     for k, s in enumerate(SPLITS):
-        cap = max_train if s == "train" else max_eval
+        cap = {"train": max_train, "validation": max_val, "test": max_test}[s]
         rng = np.random.default_rng([split_seed, k])  # one stream a split: capping one leaves the others alone
         keep = index[s][_cap(y[index[s]], cap, rng)]
+        if cap is not None and cap < len(index[s]):
+            source["split_method"][s] += f"; capped at {cap} (stratified)"
         splits[s] = Split(texts=[texts[i] for i in keep], y=y[keep], ids=[ids[i] for i in keep])
     source["sizes"] = {s: len(splits[s]) for s in SPLITS}
     descriptions = None
@@ -331,7 +369,9 @@ def _read_source(dataset, data_dir):
 
     path = Path(dataset).expanduser()
     if not path.exists():
-        raise DataError(f"dataset {dataset!r}: no such file or directory ({path.resolve()}), and not a built-in "
+        raise DataError(f"dataset {dataset!r}: no such file or directory; looked in {[str(path.resolve())]} "
+                        f"(a relative path is read from the current directory, {Path.cwd()}; a study resolves it "
+                        f"against the study file's folder), and not a built-in "
                         f"dataset; built-in datasets: {list(BUILTIN_DATASETS)}; files may be "
                         f"{', '.join(SUPPORTED_EXTENSIONS)}")
     if path.is_dir():
@@ -358,13 +398,14 @@ def _find_split_files(folder: Path) -> dict[str, Path]:
     for s, paths in found.items():
         if len(paths) > 1:
             raise DataError(f"{folder}: several files for the {s} split: {[p.name for p in paths]}; keep one")
-    missing = [s for s in SPLITS if s not in found]
+    missing = [s for s in ("train", "test") if s not in found]
     if missing:
         data_files = [p.name for p in sorted(folder.iterdir()) if p.is_file() and _extension(p)]
-        raise DataError(f"{folder}: a dataset directory needs train, validation (or val/valid/dev) and test files "
+        raise DataError(f"{folder}: a dataset directory needs train and test files, and optionally validation "
+                        f"(or val/valid/dev; else carved from train) "
                         f"({', '.join(SUPPORTED_EXTENSIONS)}); missing {missing}; data files there: {data_files}. "
                         f"For a single file, pass the file's path")
-    return {s: found[s][0] for s in SPLITS}
+    return {s: found[s][0] for s in SPLITS if s in found}
 
 
 def _read_file(path: Path) -> pd.DataFrame:
@@ -474,9 +515,10 @@ def _split_column(frame, where) -> list[str]:
     if unknown:
         raise DataError(f"{where}: column 'split' has values {unknown[:10]}; allowed: {list(SPLIT_ALIASES)}")
     split = [SPLIT_ALIASES[v] for v in values]
-    missing = [s for s in SPLITS if s not in split]
+    missing = [s for s in ("train", "test") if s not in split]
     if missing:
-        raise DataError(f"{where}: column 'split' has no rows for {missing}; it needs train, validation and test")
+        raise DataError(f"{where}: column 'split' has no rows for {missing}; it needs train and test (and "
+                        f"validation, else one is carved from train: validation_fraction)")
     return split
 
 
@@ -521,6 +563,37 @@ def _random_split(labels, multi_label, seed, val_fraction, test_fraction, source
                         f"test_fraction={test_fraction}: {e}") from e
     # source order within each split, so ids read in file order and the split depends on the seed alone
     return {"train": np.sort(train), "validation": np.sort(val), "test": np.sort(test)}
+
+
+def _carve_validation(train: np.ndarray, labels, multi_label: bool, seed: int, fraction: float,
+                      source) -> tuple[np.ndarray, np.ndarray]:
+    """(train, validation) positions: `fraction` of the source's train split as validation, stratified on the label
+    (iterative stratification for multi-label), seeded by `seed`."""
+    from sklearn.model_selection import train_test_split
+
+    if len(train) < 2:
+        raise DataError(f"{source['path']}: {len(train)} training examples: too few to carve a validation split")
+    if multi_label:
+        from iterstrat.ml_stratifiers import MultilabelStratifiedShuffleSplit
+
+        names = sorted({lab for i in train for lab in labels[i]})
+        position = {lab: j for j, lab in enumerate(names)}
+        y = np.zeros((len(train), len(names)), dtype=np.int8)
+        for r, i in enumerate(train):
+            y[r, [position[lab] for lab in labels[i]]] = 1
+        splitter = MultilabelStratifiedShuffleSplit(n_splits=1, test_size=fraction, random_state=seed)
+        keep, val = next(splitter.split(np.zeros((len(train), 1)), y))
+    else:
+        keys = np.array([labels[i] for i in train])
+        counts = Counter(keys.tolist())
+        # a class with a single training example stays in train (the model must see it), unstratified otherwise
+        stratify = keys if min(counts.values()) >= 2 else None
+        try:
+            keep, val = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed,
+                                         stratify=stratify)
+        except ValueError:  # fewer validation rows than classes: stratification cannot hold
+            keep, val = train_test_split(np.arange(len(train)), test_size=fraction, random_state=seed)
+    return np.sort(train[keep]), np.sort(train[val])
 
 
 def _cap(y: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:

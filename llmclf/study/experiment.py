@@ -31,7 +31,7 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
         clf.fit(task)
     with timer("predict"):
         proba = clf.predict_proba(task.test.texts)
-    threshold = float(clf.threshold)
+    threshold = clf.threshold  # a float, or one per label (threshold: validation_per_label)
     invalid = getattr(clf, "invalid_mask", None)  # predictions that name no label (generated answers)
     metrics = classification_metrics(task.test.y, proba, task.labels, task.multi_label, threshold, invalid)
     extra = {}

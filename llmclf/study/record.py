@@ -146,11 +146,19 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def task_summary(task) -> dict:
+    """What a record says of its task: name, labels, sizes after caps and how each split was made. `llmclf run`
+    adds `key`, the study's name for the task, which the report groups by."""
+    return {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
+            "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")},
+            "sizes_before_caps": task.source.get("sizes_before_caps"),
+            "split_method": task.source.get("split_method")}
+
+
 def save_exploration(run_dir: str, *, notebook: str, params: dict, task, stats: dict) -> dict:
     """The record of a run that trains nothing (data exploration): status, parameters, statistics, provenance."""
     record = {"status": "done", "notebook": notebook, "finished_at": now(),
-              "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
-                       "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")}},
+              "task": task_summary(task),
               "params": params, "data_stats": stats, "memory": peak_memory_mb(),
               "provenance": provenance(data_checksum=task.checksum(), data_source=task.source)}
     if run_dir:
@@ -165,8 +173,7 @@ def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, 
         "status": "done",
         "notebook": notebook,
         "finished_at": now(),
-        "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
-                 "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")}},
+        "task": task_summary(task),
         "params": params,
         "metrics": metrics,
         **costs,

@@ -14,14 +14,18 @@ runs:
     grid: {quantization: [none, 4bit]}   # one run per combination
     seeds: [0, 1, 2]             # sets the notebook's `seed`, one run each
 ```
-A run's parameters are the notebook's parameters cell, overlaid with `defaults`, `params` and one grid point; all of
-them are passed to papermill, so the executed notebook shows exactly what ran. The run id hashes the notebook name
-and those parameters: the same spec never runs twice, a changed one is a new run.
+A run's parameters are the notebook config's documented defaults (what `llmclf params` prints: no caps, no model),
+overlaid with `defaults`, the task's, `params` and one grid point; never the parameters cell's literals, which are
+tiny for hand runs and tests. All of them are passed to papermill, so the executed notebook shows exactly what ran.
+A run that needs a model and names none is refused. The run id hashes the notebook name and those parameters: the
+same spec never runs twice, a changed one is a new run. Relative `dataset` and `data_dir` paths are resolved against
+the study file's folder when the run starts (the run id keeps them as written).
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -42,10 +46,21 @@ class RunSpec:
     params: dict                   # every parameter of the notebook, resolved
     label: str                     # the configuration's name: what the report groups seeds by
     task: str | None = None        # the study's name of the task (its `tasks:` key), when it has tasks
+    base_dir: Path | None = None   # the study file's folder: relative data paths are read from there
     run_id: str = field(init=False)
 
     def __post_init__(self):
         self.run_id = run_id(self.notebook, self.params)
+
+    @property
+    def task_key(self) -> str:
+        """What the report calls this run's task: the study's `tasks:` key, else a name made of every data
+        parameter, so that runs on one file with different caps or splits are never merged."""
+        return self.task or derived_task_key(self.params)
+
+    def execution_params(self) -> dict:
+        """The parameters papermill gets: relative data paths resolved against the study file's folder."""
+        return resolve_data_paths(self.params, self.base_dir)
 
     @property
     def notebook_path(self) -> Path:
@@ -56,6 +71,70 @@ def run_id(notebook: str, params: dict) -> str:
     blob = json.dumps({"notebook": notebook, "params": {k: v for k, v in params.items() if k != "run_dir"}},
                       sort_keys=True, separators=(",", ":"))
     return f"{notebook}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
+
+
+DATA_KEY_PARAMS = ("dataset", "label_level", "multi_label", "label_field", "text_fields", "min_label_count",
+                   "max_train", "max_val", "max_test", "max_eval", "validation_fraction", "split_seed")
+
+
+def derived_task_key(params: dict) -> str:
+    """A task's name from its data parameters (for a study without `tasks:`): the dataset, then every other data
+    parameter that differs from its documented default."""
+    from ..config import DataParams
+
+    defaults = config_defaults(DataParams)
+    parts = [f"{k}={params[k]}" for k in DATA_KEY_PARAMS[1:] if k in params and params[k] != defaults.get(k)]
+    return str(params.get("dataset", "?")) + (f" [{', '.join(parts)}]" if parts else "")
+
+
+def resolve_data_paths(params: dict, base_dir: Path | None) -> dict:
+    """`dataset` (a path, not a built-in or patent name) and `data_dir`, when relative, resolved against the study
+    file's folder, else the current directory; a missing path is an error naming every place looked in."""
+    from ..data.patents import PATENT_DATASETS
+    from ..data.tasks import BUILTIN_DATASETS, DataError
+
+    out = dict(params)
+    for key in ("dataset", "data_dir"):
+        value = out.get(key)
+        if not value or (key == "dataset" and value in (*BUILTIN_DATASETS, *PATENT_DATASETS)):
+            continue
+        path = Path(value).expanduser()
+        if path.is_absolute():
+            continue
+        places = [base_dir / path] if base_dir is not None else []
+        places.append(Path.cwd() / path)
+        found = next((p for p in places if p.exists()), None)
+        if found is None:
+            raise DataError(f"{key} {value!r} not found; looked in {[str(p.resolve()) for p in places]} (a relative "
+                            f"path is read from the study file's folder, then the current directory)")
+        out[key] = str(found.resolve())
+    return out
+
+
+def config_defaults(config_cls) -> dict:
+    """The documented defaults of a config dataclass: what `llmclf params` prints."""
+    out = {}
+    for f in dataclasses.fields(config_cls):
+        out[f.name] = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+    return out
+
+
+def packaged_models() -> list[str]:
+    from ..artifacts import ARTIFACTS
+    from ..models.registry import TINY_MODELS
+
+    return sorted([name for name, a in ARTIFACTS.items() if a.kind == "model"] + list(TINY_MODELS))
+
+
+def model_parameter(notebook: str, params: dict) -> str | None:
+    """The parameter naming the model a run needs, if it needs one."""
+    if notebook in ("10_embedding_head", "20_instruction_tuning"):
+        return "model"
+    if notebook == "00_data":
+        return "tokenizer_model"
+    if notebook == "30_baselines" and params.get("baseline") in ("encoder", "frozen"):
+        return "model"
+    return None
 
 
 def notebook_defaults(notebook: str, notebooks_dir: Path = NOTEBOOKS_DIR) -> dict:
@@ -117,6 +196,7 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
                 entry_ = {k: v for k, v in entry.items() if k != "tasks"}
                 for spec in _expand(name, entry_, {**defaults, **tasks[task]}, where, notebooks_dir):
                     spec.task = task
+                    spec.base_dir = path.resolve().parent
                     specs.append(spec)
             except ConfigError as e:
                 errors.append(str(e) if str(e).startswith(str(path)) else f"{where}: {e}")
@@ -139,7 +219,8 @@ def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: 
         raise ConfigError(f"{where}: unknown key(s) {sorted(unknown)}; allowed: {sorted(RUN_KEYS)}")
     notebook = str(entry["notebook"]).removesuffix(".ipynb")
     config_cls = config_for(notebook)
-    base = notebook_defaults(notebook, notebooks_dir)
+    notebook_defaults(notebook, notebooks_dir)  # the notebook exists
+    base = config_defaults(config_cls)  # the documented defaults, never the parameters cell's tiny literals
     grid = dict(entry.get("grid") or {})
     if "seeds" in entry:
         if "seed" in grid or "seed" in (entry.get("params") or {}):
@@ -163,7 +244,14 @@ def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: 
     for values in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, values))
         params = {**base, **fixed, **point}
-        config_cls.from_dict(params)  # type and value checks, before anything runs
+        # type and value checks before anything runs; the run gets the normalized values
+        params = config_cls.from_dict(params).to_dict()
+        needed = model_parameter(notebook, params)
+        if needed and not params.get(needed):
+            raise ConfigError(f"{where}: notebook {notebook}"
+                              + (f" (baseline {params['baseline']})" if "baseline" in params else "")
+                              + f" needs a model and the study names none: set `{needed}` to a packaged name "
+                              f"{packaged_models()}, a Hugging Face id or a local folder")
         varying = ", ".join(f"{k}={v}" for k, v in point.items() if k != "seed")
         specs.append(RunSpec(study, notebook, params, f"{label} ({varying})" if varying else label))
     return specs
