@@ -89,6 +89,13 @@ def _intervals(run_dir: Path, record: dict, meta: dict) -> dict:
     return {m: bootstrap_ci(y, [pred], m, multi, len(labels), n_resamples=1000) for m in ("f1_micro", "f1_macro")}
 
 
+def _source(source) -> str:
+    if isinstance(source, dict):
+        files = source.get("sha256")
+        return f"{source.get('dataset')}" + (f", file sha256 {files}" if files else "")
+    return str(source)
+
+
 def _fmt(v, digits=3):
     return "n/a" if v is None else f"{v:.{digits}f}" if isinstance(v, float) else str(v)
 
@@ -131,15 +138,18 @@ def model_card(record: dict, meta: dict, run_dir: Path) -> str:
     lines += ["## Provenance", "",
               f"- base model: {base.get('name')} (sha256 of its files: {base.get('checksum') or prov.get('model_checksum')})"
               + ("" if base.get("needed") else " — not needed to load this folder"),
-              f"- data: {prov.get('data_source')} (checksum {prov.get('data_checksum')})",
+              f"- data: {_source(prov.get('data_source'))} (checksum of the split data {prov.get('data_checksum')})",
               f"- code: llmclf commit {git.get('commit')}{' (with uncommitted changes)' if git.get('dirty') else ''}",
               f"- packages: {', '.join(f'{k} {v}' for k, v in (prov.get('packages') or {}).items() if v)}", ""]
     lines += ["## Loading it", "", "With llmclf: `llmclf predict THIS_FOLDER texts.csv`, or in Python "
               "`llmclf.load_run(THIS_FOLDER).predict_proba(texts)`.", ""]
-    snippet = loading_snippet(meta)
+    snippet, cfg = loading_snippet(meta), meta.get("config") or {}
     if snippet:
         lines += ["Without llmclf (transformers and peft only); `predict_proba(texts)` returns the probabilities "
-                  "above, in label order:", "", "```python", snippet.rstrip(), "```", ""]
+                  "above, in label order. It computes in float32; the run used "
+                  f"{cfg.get('dtype')}" + (f" on a {cfg.get('quantization')} base" if cfg.get("quantization", "none")
+                                           != "none" else "") + ", so probabilities may differ by rounding.",
+                  "", "```python", snippet.rstrip(), "```", ""]
     return "\n".join(lines)
 
 
