@@ -104,3 +104,37 @@ runs:
         assert record["model_dir"] == "model" and (run_dir / "model" / "llmclf_model.json").is_file()
     assert by_label["student of nobody"].status == "failed"
     assert "no finished run labelled 'no such run'" in by_label["student of nobody"].error
+
+
+def test_resolve_teacher_by_label_seed_best_and_kept_model(tmp_path):
+    from llmclf.study.predict import PredictError, resolve_teacher
+    from llmclf.study.record import write_json_atomic
+
+    study = tmp_path / "study"
+
+    def run(name, label, notebook, seed, f1, model=True, data="d"):
+        folder = study / name
+        write_json_atomic(folder / "record.json", {
+            "status": "done", "label": label, "notebook": notebook, "params": {"seed": seed},
+            "metrics": {"f1_micro": f1}, "provenance": {"data_checksum": data},
+            **({"model_dir": "model"} if model else {})})
+        if model:
+            (folder / "model").mkdir()
+            (folder / "model" / "llmclf_model.json").write_text("{}")
+        return folder
+
+    a0 = run("a0", "head (quantization=none)", "10_embedding_head", 0, 0.5)
+    a1 = run("a1", "head (quantization=none)", "10_embedding_head", 1, 0.7)
+    run("b0", "instruction", "20_instruction_tuning", 0, 0.6)
+    run("t0", "tfidf", "30_baselines", 0, 0.9)           # not an LLM: never 'best'
+    run("x0", "head (quantization=none)", "10_embedding_head", 0, 0.99, data="other")  # other data
+    me = study / "me"
+    assert resolve_teacher("label:head", str(me), seed=0, data_checksum="d") == a0
+    assert resolve_teacher("label:head", str(me), seed=5, data_checksum="d") == a1  # no seed 5: the best
+    assert resolve_teacher("best", str(me), data_checksum="d") == a1
+    assert resolve_teacher(str(a0), "") == a0 and resolve_teacher("", "") is None
+    run("c0", "instruction", "20_instruction_tuning", 1, 0.8, model=False)
+    with pytest.raises(PredictError, match="c0 .* kept no model"):
+        resolve_teacher("best", str(me), data_checksum="d")
+    with pytest.raises(PredictError, match="not in a study"):
+        resolve_teacher("best", "")

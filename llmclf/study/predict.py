@@ -250,7 +250,10 @@ def resolve_teacher(ref: str, run_dir: str = "", seed: int | None = None, data_c
     """A teacher reference -> its run folder (None for ''): a folder; 'label:<configuration label>' (the run of
     that configuration with the same seed, else its best by F1 micro); or 'best' (the best embedding-head or
     instruction run by F1 micro). Labels and 'best' look among the finished runs of the study `run_dir` belongs
-    to, on the same data when `data_checksum` is given, that kept a model."""
+    to, on the same data when `data_checksum` is given; the run chosen must have kept its model.
+
+    'best' ranks by the runs' test F1 micro, the study's own verdict; the student is then scored on the same test
+    split, a mild selection effect next to the test-set intervals (choose a teacher by label to avoid it)."""
     if not ref:
         return None
     if not (ref.startswith("label:") or ref == "best"):
@@ -267,8 +270,6 @@ def resolve_teacher(ref: str, run_dir: str = "", seed: int | None = None, data_c
         record = read_record(folder)
         if not record or record.get("status") != "done" or folder.resolve() == Path(run_dir).resolve():
             continue
-        if not (folder / (record.get("model_dir") or MODEL_DIR) / MODEL_FILE).is_file():
-            continue
         if data_checksum and (record.get("provenance") or {}).get("data_checksum") != data_checksum:
             continue
         label = record.get("label") or ""
@@ -280,9 +281,15 @@ def resolve_teacher(ref: str, run_dir: str = "", seed: int | None = None, data_c
         candidates.append((folder, record))
     if not candidates:
         what = "embedding-head or instruction run" if ref == "best" else f"run labelled {ref[6:]!r}"
-        raise PredictError(f"no finished {what} that kept a model in {study_dir}: list the teacher before the "
-                           f"distillation run in the study file")
+        raise PredictError(f"no finished {what} in {study_dir}: list the teacher before the distillation run in "
+                           f"the study file")
     if ref != "best" and seed is not None:
         same_seed = [c for c in candidates if (c[1].get("params") or {}).get("seed") == seed]
         candidates = same_seed or candidates
-    return max(candidates, key=lambda c: (c[1].get("metrics") or {}).get("f1_micro", -1.0))[0]
+    folder, record = max(candidates, key=lambda c: (c[1].get("metrics") or {}).get("f1_micro", -1.0))
+    if not (folder / (record.get("model_dir") or MODEL_DIR) / MODEL_FILE).is_file():
+        # not quietly the next best: the teacher would not be the one the study file means
+        raise PredictError(f"the teacher run {folder.name} ({record.get('label')}) kept no model (it ran with "
+                           f"save_model = False, or before runs kept their models): remove {folder} and run the "
+                           f"study again, or set save_model: true for it")
+    return folder
