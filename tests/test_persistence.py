@@ -124,3 +124,16 @@ def test_sklearn_objects_round_trip_without_pickles(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps(doc))
     with pytest.raises(ModelLoadError, match="refusing"):
         load_sklearn(tmp_path, "x")
+
+
+def test_an_adapter_on_a_4bit_base_reloads_to_the_same_probabilities(tiny_task_factory, tiny_llama, tmp_path):
+    from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
+
+    task = tiny_task_factory()
+    cfg = EmbeddingHeadConfig(model=str(tiny_llama), quantization="4bit", max_length=32, batch_size=8, epochs=1.0,
+                              learning_rate=1e-3)
+    clf = EmbeddingHeadClassifier(cfg, str(tiny_llama)).fit(task)
+    expected = clf.predict_proba(task.test.texts)
+    clf.save(str(tmp_path / "m"))
+    np.testing.assert_allclose(load_classifier(str(tmp_path / "m")).predict_proba(task.test.texts), expected,
+                               atol=1e-5)
