@@ -214,3 +214,23 @@ def test_export_refuses_a_non_empty_folder_and_merging_tfidf(runs, tmp_path, cap
     assert "--merge applies to" in capsys.readouterr().err
     assert main(["export", str(runs["tfidf"]), str(tmp_path / "t2")]) == 0
     assert (tmp_path / "t2" / "tfidf.safetensors").is_file()
+
+
+def test_an_instruction_run_exports_a_snippet_that_scores_its_labels(tmp_path, tiny_csv):
+    from conftest import TOPICS
+
+    from llmclf.approaches.instruction import InstructionClassifier
+    from llmclf.config import InstructionConfig
+    from llmclf.data.tasks import load_task
+    from llmclf.models.registry import tiny_causal_lm
+
+    words = " ".join(TOPICS.values()).split() + sorted(TOPICS) + ["classify", "categories"]
+    llama = tiny_causal_lm(tmp_path / "label-llama", words=words)
+    task = load_task(str(tiny_csv / "single.csv"), id_field="id")
+    cfg = InstructionConfig(model=str(llama), max_length=64, batch_size=8, eval_batch_size=8, epochs=1.0,
+                            learning_rate=1e-3)
+    run = make_run(tmp_path, InstructionClassifier(cfg, str(llama)), task, "20_instruction_tuning", "instr")
+    assert main(["export", str(run), str(tmp_path / "export")]) == 0
+    texts = texts_of(task)
+    expected = load_run(run).predict_proba(texts)
+    np.testing.assert_allclose(run_snippet(tmp_path / "export", texts, tmp_path), expected, atol=1e-4)

@@ -145,8 +145,9 @@ def model_card(record: dict, meta: dict, run_dir: Path) -> str:
               "`llmclf.load_run(THIS_FOLDER).predict_proba(texts)`.", ""]
     snippet, cfg = loading_snippet(meta), meta.get("config") or {}
     if snippet:
-        lines += ["Without llmclf (transformers and peft only); `predict_proba(texts)` returns the probabilities "
-                  "above, in label order. It computes in float32; the run used "
+        what = ("`predict_proba(texts)` returns the probabilities above, in label order" if "def predict_proba"
+                in snippet else "`generate(texts)` returns the greedy answers (llmclf scores every label instead)")
+        lines += [f"Without llmclf (transformers and peft only); {what}. It computes in float32; the run used "
                   f"{cfg.get('dtype')}" + (f" on a {cfg.get('quantization')} base" if cfg.get("quantization", "none")
                                            != "none" else "") + ", so probabilities may differ by rounding.",
                   "", "```python", snippet.rstrip(), "```", ""]
@@ -209,6 +210,88 @@ def loading_snippet(meta: dict) -> str | None:
             "    logits = model(input_ids=enc['input_ids'], attention_mask=enc['attention_mask']).logits.float()",
             f"    return {activation}.numpy()",
         ]
+    elif approach == "instruction":
+        return instruction_snippet(meta, adapter, base)
     else:
         return None
     return "\n".join(head + body) + "\n"
+
+
+def instruction_snippet(meta: dict, adapter: bool, base: dict) -> str:
+    """The prompt rebuilt as llmclf builds it; single-label: every label's answer scored (softmax over labels, as
+    predict_mode 'score'); multi-label: the greedy answer, to split at the answer separator."""
+    cfg = meta["config"]
+    zero_shot = cfg.get("zero_shot")
+    lines = ["import json", "", "import numpy as np", "import torch",
+             "from transformers import AutoModelForCausalLM, AutoTokenizer"]
+    if adapter and not zero_shot:
+        lines.append("from peft import PeftModel")
+    lines += ["", 'FOLDER = "."  # this folder']
+    if base.get("needed"):
+        lines.append(f"BASE = {str(base.get('path') or base.get('name'))!r}  # the base model {base.get('name')!r}, "
+                     f"files' sha256 {base.get('checksum')}")
+    source = "BASE" if base.get("needed") else "FOLDER"
+    lines += [
+        'meta = json.load(open(f"{FOLDER}/llmclf_model.json"))',
+        'labels, max_length, p = meta["labels"], meta["max_length"], meta["prompt"]',
+        "tokenizer = AutoTokenizer.from_pretrained(FOLDER)",
+        f"model = AutoModelForCausalLM.from_pretrained({source}, dtype=torch.float32)",
+    ]
+    if adapter and not zero_shot:
+        lines.append("model = PeftModel.from_pretrained(model, FOLDER)")
+    lines += [
+        "model.eval()",
+        "",
+        "# The prompt: the template with the task and the labels, in the chat template, the text cut to fit",
+        'shown = ", ".join(labels) if p["label_verbalizer"] == "names" else "\\n" + "\\n".join(',
+        '''    f"- {l}: {p['label_descriptions'][l]}" for l in labels)''',
+        'MARK = "\\ue000"',
+        'filled = p["template"].format(task_description=p["task_description"], labels=shown, text=MARK)',
+        'chat = p["use_chat_template"]',
+        'rendered = (tokenizer.apply_chat_template([{"role": "user", "content": filled}], tokenize=False,',
+        '                                          add_generation_prompt=True) if chat else filled + "\\nAnswer: ")',
+        "prefix, suffix = rendered.split(MARK)",
+        'text_lead, answer_lead = prefix[len(prefix.rstrip(" ")):], suffix[len(suffix.rstrip(" ")):]',
+        'prefix_ids = tokenizer(prefix.rstrip(" "), add_special_tokens=not chat)["input_ids"]',
+        'suffix_ids = tokenizer(suffix.rstrip(" "), add_special_tokens=False)["input_ids"]',
+        'budget = max_length - len(prefix_ids) - len(suffix_ids) - p["answer_reserve"]',
+        "",
+        "",
+        "def prompt_ids(text):",
+        '    ids = tokenizer(text_lead + text.strip(), add_special_tokens=False)["input_ids"][:budget]',
+        "    return prefix_ids + ids + suffix_ids",
+        "",
+        "",
+    ]
+    if not meta["multi_label"]:
+        lines += [
+            "@torch.inference_mode()",
+            "def predict_proba(texts):",
+            "    # every label's answer (the label, then EOS) scored after the prompt; softmax over the labels",
+            '    answers = [tokenizer(answer_lead + l, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]',
+            "               for l in labels]",
+            "    rows = []",
+            "    for text in texts:",
+            "        prompt = prompt_ids(text)",
+            "        scores = []",
+            "        for answer in answers:",
+            "            logits = model(input_ids=torch.tensor([prompt + answer])).logits[0].float()",
+            "            logp = torch.log_softmax(logits[len(prompt) - 1:-1], dim=-1)",
+            "            scores.append(logp.gather(-1, torch.tensor(answer)[:, None]).sum().item())",
+            "        rows.append(torch.softmax(torch.tensor(scores), dim=-1).numpy())",
+            "    return np.stack(rows)",
+        ]
+    else:
+        lines += [
+            "@torch.inference_mode()",
+            "def generate(texts, max_new_tokens=32):",
+            '    # the greedy answer: labels in label order, separated by p["answer_separator"]',
+            "    out = []",
+            "    for text in texts:",
+            "        ids = torch.tensor([prompt_ids(text)])",
+            "        new = model.generate(input_ids=ids, max_new_tokens=max_new_tokens, do_sample=False,",
+            "                             pad_token_id=tokenizer.pad_token_id)[0, ids.shape[1]:]",
+            "        out.append(tokenizer.decode(new, skip_special_tokens=True).strip())",
+            "    return out",
+        ]
+    return "\n".join(lines) + "\n"
