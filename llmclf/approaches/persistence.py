@@ -51,8 +51,12 @@ def threshold_value(values: list[float]):
 def write_metadata(folder, clf, approach: str, *, base_model: str | None, base_path: str | None,
                    needs_base: bool, **extra) -> dict:
     """`llmclf_model.json` for `clf` (which has labels, multi_label, threshold and cfg)."""
-    from .. import __version__
+    from importlib.metadata import PackageNotFoundError, version
 
+    try:
+        llmclf_version = version("llmclf")
+    except PackageNotFoundError:
+        llmclf_version = None
     checksum = None
     if base_path and needs_base:
         from ..models.loading import model_checksum
@@ -60,7 +64,7 @@ def write_metadata(folder, clf, approach: str, *, base_model: str | None, base_p
         checksum = model_checksum(base_path)
     cfg = clf.cfg.to_dict() if hasattr(clf.cfg, "to_dict") else dict(clf.cfg)
     meta = {
-        "format": FORMAT, "approach": approach, "llmclf_version": __version__,
+        "format": FORMAT, "approach": approach, "llmclf_version": llmclf_version,
         "labels": list(clf.labels), "multi_label": bool(clf.multi_label),
         "threshold": thresholds_list(clf.threshold),
         "max_length": cfg.get("max_length"),
