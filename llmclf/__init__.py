@@ -27,6 +27,7 @@ _EXPORTS = {
     "fit_and_evaluate": "study.experiment", "save_run": "study.record", "save_exploration": "study.record",
     "show_examples": "analysis.display", "metrics_table": "analysis.display",
     "classification_metrics": "analysis.metrics", "load_study": "study.spec", "run_study": "study.runner",
+    "load_run": "study.predict", "keep_model": "study.predict", "export": "study.export",
 }
 
 __all__ = sorted(_EXPORTS)

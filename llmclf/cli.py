@@ -1,4 +1,4 @@
-"""Command line: `llmclf fetch`, `llmclf run`, `llmclf report`, `llmclf params`."""
+"""Command line: `llmclf fetch`, `llmclf run`, `llmclf report`, `llmclf params`, `llmclf predict`, `llmclf export`."""
 
 from __future__ import annotations
 
@@ -38,6 +38,26 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("params", help="list a notebook's parameters with their help text")
     p.add_argument("notebook", help="e.g. 10_embedding_head")
+
+    p = sub.add_parser("predict", help="classify texts with a run's kept model (or an exported folder)")
+    p.add_argument("run", help="a run folder, an exported folder, or a run id (with --study, or found in --runs-root)")
+    p.add_argument("input", help="a CSV, JSON Lines or Parquet file, or - for one text a line on standard input")
+    p.add_argument("--output", "-o", help="OUT.csv, OUT.jsonl or OUT.parquet (default: CSV on standard output)")
+    p.add_argument("--text-field", action="append", dest="text_fields",
+                   help="text column(s) of the input (repeat for several; default: the run's text_fields)")
+    p.add_argument("--study", help="the study of a run id")
+    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--model-path", help="the base model's folder, when it is not where it was at training")
+
+    p = sub.add_parser("export", help="copy a run's kept model into a folder to hand on, with a model card")
+    p.add_argument("run", help="a run folder, or a run id (with --study, or found in --runs-root)")
+    p.add_argument("dest", help="the folder to write (new or empty)")
+    p.add_argument("--merge", action="store_true",
+                   help="embedding head and encoder: fold the LoRA weights into the base (a plain "
+                        "AutoModelForSequenceClassification folder)")
+    p.add_argument("--study", help="the study of a run id")
+    p.add_argument("--runs-root", default="runs")
+    p.add_argument("--model-path", help="the base model's folder, when it is not where it was at training")
 
     args = parser.parse_args(argv)
     from .config import ConfigError
@@ -89,7 +109,24 @@ def main(argv: list[str] | None = None) -> int:
 
             print(config_for(args.notebook).help())
             return 0
+        if args.command == "predict":
+            from .study.predict import predict_file
+
+            predict_file(args.run, args.input, args.output, study=args.study, runs_root=args.runs_root,
+                         text_fields=args.text_fields, model_path=args.model_path)
+            return 0
+        if args.command == "export":
+            from .study.export import export
+
+            print(export(args.run, args.dest, merge=args.merge, study=args.study, runs_root=args.runs_root,
+                         model_path=args.model_path))
+            return 0
     except (ConfigError, FileNotFoundError) as e:
+        print(f"llmclf {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except ValueError as e:  # PredictError and the data loader's errors: a message for the user, no traceback
+        if args.command not in ("predict", "export"):
+            raise
         print(f"llmclf {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0

@@ -287,6 +287,8 @@ class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
     threshold: str | float = param("validation", THRESHOLD_HELP, check=lambda v: check_threshold(v))
     class_weight: str = param("none", CLASS_WEIGHT_HELP, choices=CLASS_WEIGHTS)
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+    save_model: bool = param(True, "Keep the trained model in <run_dir>/model (adapter, head, tokenizer, thresholds), "
+                             "for `llmclf predict` and `llmclf export`; False keeps only the record.")
 
 
 @dataclass
@@ -314,6 +316,8 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
     threshold: str | float = param("validation", "(score mode; generated answers are 0/1) " + THRESHOLD_HELP,
                                    check=lambda v: check_threshold(v))
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+    save_model: bool = param(True, "Keep the trained model in <run_dir>/model (adapter, head, tokenizer, thresholds), "
+                             "for `llmclf predict` and `llmclf export`; False keeps only the record.")
 
     def validate(self):
         import string
@@ -366,6 +370,8 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
                                            "['all-linear'] for every linear layer.")
     learning_rate: float = param(3e-4, "Peak learning rate (AdamW, linear decay) of 'encoder' (3e-4 suits "
                                  "all-MiniLM-L6-v2 on a few hundred examples; BERT-base and larger want less).")
+    save_model: bool = param(True, "Keep the trained model in <run_dir>/model (adapter, head, tokenizer, thresholds), "
+                             "for `llmclf predict` and `llmclf export`; False keeps only the record.")
 
     def validate(self):
         if self.baseline != "encoder" and self.quantization != "none":
@@ -399,3 +405,41 @@ def config_for(notebook: str) -> type[Config]:
     if stem not in NOTEBOOK_CONFIGS:
         raise ConfigError(f"unknown notebook {notebook!r}; known notebooks: {sorted(NOTEBOOK_CONFIGS)}")
     return NOTEBOOK_CONFIGS[stem]
+
+
+@dataclass
+class DistillationConfig(DataParams, TrainParams, LoraParams, RunParams):
+    """notebooks/40_distillation.ipynb: a student encoder trained on a teacher run's probabilities.
+
+    The loss mixes the teacher's soft targets at a temperature (weight `distill_weight`) with the true labels:
+    single-label, KL divergence between the tempered distributions (times temperature^2) plus cross-entropy;
+    multi-label, binary cross-entropy on the tempered per-label probabilities plus binary cross-entropy."""
+
+    model: str = param("tiny-bert", "Student encoder (packaged name, Hugging Face id or folder), e.g. minilm-l6.")
+    teacher_run: str = param("", "The teacher: a run folder with a kept model; in a study, 'label:<configuration "
+                             "label>' (that configuration's run with the same seed, else its best) or 'best' (the "
+                             "study's best embedding-head or instruction run by F1 micro). Empty: a TF-IDF "
+                             "teacher fitted in the notebook, so that it runs on its own (a demonstration).")
+    temperature: float = param(2.0, "Softening temperature of the teacher's and the student's distributions.")
+    distill_weight: float = param(0.5, "Weight of the teacher's soft targets in the loss; 1 - weight goes to the "
+                                  "true labels (1.0: the teacher alone).")
+    threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
+                           choices=("validation", "0.5"))
+    trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+    use_lora: bool = param(False, "Train LoRA adapters on the student (True) or every weight (False).")
+    lora_target_modules: list[str] = param(["query", "key", "value"],
+                                           "Module names that get adapters (with use_lora); ['all-linear'] for "
+                                           "every linear layer.")
+    learning_rate: float = param(3e-4, "Peak learning rate (AdamW, linear decay) of the student.")
+    save_model: bool = param(True, "Keep the trained student in <run_dir>/model, for `llmclf predict` and "
+                             "`llmclf export`; False keeps only the record.")
+
+    def validate(self):
+        super().validate()
+        if not self.temperature > 0:
+            raise ConfigError(f"parameter 'temperature' must be > 0, got {self.temperature}")
+        if not 0 <= self.distill_weight <= 1:
+            raise ConfigError(f"parameter 'distill_weight' must be in [0, 1], got {self.distill_weight}")
+
+
+NOTEBOOK_CONFIGS["40_distillation"] = DistillationConfig

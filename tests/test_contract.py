@@ -3,7 +3,8 @@
 `check_classifier` fits an approach on a tiny single-label or multi-label task and checks what
 `approaches.contract.Classifier` promises: fit returns self, the protocol's attributes, probabilities of shape
 (n, labels) in [0, 1] (rows summing to 1 for single-label), a threshold in (0, 1) for multi-label, the same output
-for the same texts in any order, and the same probabilities from a second fit under the same seed.
+for the same texts in any order, the same probabilities after save and load, and from a second fit under the same
+seed.
 """
 
 import numpy as np
@@ -50,7 +51,7 @@ def _approaches(label_llama, tiny_bert):
     }
 
 
-def check_classifier(make, task):
+def check_classifier(make, task, folder):
     clf = make(task.multi_label)
     assert clf.fit(task) is clf, "fit must return self"
     assert isinstance(clf, Classifier), "missing an attribute or method of approaches.contract.Classifier"
@@ -68,6 +69,9 @@ def check_classifier(make, task):
     # the order of the texts changes nothing (batches are sorted by length inside)
     order = np.arange(len(texts))[::-1]
     np.testing.assert_allclose(clf.predict_proba([texts[i] for i in order]), proba[order], atol=1e-5)
+    # saved and loaded back, the same probabilities
+    clf.save(str(folder))
+    np.testing.assert_allclose(type(clf).load(str(folder)).predict_proba(texts), proba, atol=1e-5)
     # the same seed, the same model
     again = make(task.multi_label).fit(task).predict_proba(texts)
     np.testing.assert_allclose(again, proba, atol=1e-4)
@@ -79,4 +83,4 @@ def check_classifier(make, task):
 def test_every_approach_keeps_the_contract(approach, multi_label, label_llama, tiny_bert, tiny_task_factory,
                                            tmp_path, monkeypatch):
     monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))  # frozen embeddings: a cache of this test's own
-    check_classifier(_approaches(label_llama, tiny_bert)[approach], tiny_task_factory(multi_label))
+    check_classifier(_approaches(label_llama, tiny_bert)[approach], tiny_task_factory(multi_label), tmp_path / "saved")

@@ -14,7 +14,7 @@ import numpy as np
 
 @runtime_checkable
 class Classifier(Protocol):
-    """fit(task) -> self; predict_proba(texts) -> (n, len(labels)) probabilities in [0, 1].
+    """fit(task) -> self; predict_proba(texts) -> (n, len(labels)) probabilities in [0, 1]; save / load.
 
     Single-label rows sum to 1; multi-label columns are independent and `threshold` is the decision threshold
     (tuned on validation inside `fit`, or 0.5). Optional attributes the run record reads when present:
@@ -32,3 +32,10 @@ class Classifier(Protocol):
     def fit(self, task) -> "Classifier": ...
 
     def predict_proba(self, texts: list[str]) -> np.ndarray: ...
+
+    def save(self, folder: str) -> None:
+        """What was trained, with `llmclf_model.json` (labels, thresholds, max_length, the base's checksum)."""
+
+    @classmethod
+    def load(cls, folder: str, model_path: str | None = None) -> "Classifier":
+        """The saved classifier, giving the same probabilities (`approaches.persistence`)."""

@@ -71,6 +71,45 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
         return eos_id(self.tokenizer, self.model_path) if self.cfg.append_eos else None
 
     def save(self, folder: str) -> None:
-        """The LoRA adapter and the trained head (peft's modules_to_save), with the tokenizer."""
-        self.net.model.save_pretrained(folder)
+        """The LoRA adapter and the trained head (peft's modules_to_save: the `score` layer), with the tokenizer
+        and `llmclf_model.json` (labels, threshold(s), pooling, append_eos, max_length, the base's checksum).
+        Without LoRA the whole fine-tuned model is saved instead, and no base is needed."""
+        from .persistence import write_metadata
+
+        self.net.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
+        write_metadata(folder, self, "embedding_head", base_model=self.cfg.model, base_path=self.model_path,
+                       needs_base=self.cfg.use_lora, pooling=self.cfg.pooling,
+                       append_eos_token=self.append_token)
+
+    @classmethod
+    def load(cls, folder: str, model_path: str | None = None) -> "EmbeddingHeadClassifier":
+        """A saved classifier (see `save`), on the base model it was trained on (or `model_path`)."""
+        from transformers import AutoModelForSequenceClassification
+
+        from ..config import EmbeddingHeadConfig
+        from .persistence import config_from, prepare_quantized, read_metadata, resolve_base, restore_common
+
+        meta = read_metadata(folder)
+        cfg = config_from(meta, EmbeddingHeadConfig)
+        base = resolve_base(meta, model_path)
+        clf = restore_common(cls(cfg, base or folder), meta)
+        clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        n = len(clf.labels)
+        problem = "multi_label_classification" if clf.multi_label else None
+        if cfg.use_lora:
+            from peft import PeftModel
+
+            model = load_pretrained(AutoModelForSequenceClassification, base, quantization=cfg.quantization,
+                                    dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, num_labels=n,
+                                    problem_type=problem)
+            model = prepare_quantized(model, cfg)
+            model.score.float()  # as in training: the saved float32 head loads without a cast
+            model = PeftModel.from_pretrained(model, folder)
+        else:
+            model = load_pretrained(AutoModelForSequenceClassification, folder, dtype=cfg.dtype,
+                                    trust_remote_code=cfg.trust_remote_code, num_labels=n, problem_type=problem)
+        model.config.pad_token_id = clf.tokenizer.pad_token_id
+        clf.net = PooledClassifier(model, cfg.pooling, clf.multi_label).eval()
+        clf.trainable_params, clf.total_params = count_parameters(model)
+        return clf

@@ -59,7 +59,47 @@ class EncoderClassifier(FineTunedClassifier):
         # as in training (TokenizedDataset), no token_type_ids: a single segment is all zeros anyway
         return self.net(input_ids=input_ids, attention_mask=attention_mask).logits
 
+    approach = "encoder"
+
     def save(self, folder: str) -> None:
-        """The fine-tuned model (or the LoRA adapter and classifier layer), with the tokenizer."""
-        self.net.save_pretrained(folder)
+        """The fine-tuned model (or the LoRA adapter and classifier layer), with the tokenizer and
+        `llmclf_model.json` (labels, threshold(s), max_length, the base's checksum when an adapter needs it)."""
+        from .persistence import write_metadata
+
+        self.net.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
+        write_metadata(folder, self, self.approach, base_model=self.cfg.model, base_path=self.model_path,
+                       needs_base=self.cfg.use_lora, **self._extra_metadata())
+
+    def _extra_metadata(self) -> dict:
+        return {}
+
+    @classmethod
+    def load(cls, folder: str, model_path: str | None = None) -> "EncoderClassifier":
+        """A saved classifier (see `save`): the model folder itself, or the adapter on its base."""
+        from transformers import AutoModelForSequenceClassification
+
+        from ..config import BaselineConfig
+        from .persistence import config_from, prepare_quantized, read_metadata, resolve_base, restore_common
+
+        meta = read_metadata(folder)
+        cfg = config_from(meta, BaselineConfig, baseline="encoder")
+        base = resolve_base(meta, model_path)
+        clf = restore_common(EncoderClassifier(cfg, base or folder), meta)
+        clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        if cfg.use_lora:
+            from peft import PeftModel
+
+            n = len(clf.labels)
+            model = load_pretrained(
+                AutoModelForSequenceClassification, base, quantization=cfg.quantization, dtype=cfg.dtype,
+                trust_remote_code=cfg.trust_remote_code, num_labels=n,
+                problem_type="multi_label_classification" if clf.multi_label else "single_label_classification")
+            model = prepare_quantized(model, cfg)
+            model = PeftModel.from_pretrained(model, folder)
+        else:
+            model = load_pretrained(AutoModelForSequenceClassification, folder, dtype=cfg.dtype,
+                                    trust_remote_code=cfg.trust_remote_code)
+        clf.net = model.eval()
+        clf.trainable_params, clf.total_params = count_parameters(model)
+        return clf

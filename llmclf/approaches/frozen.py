@@ -211,6 +211,32 @@ class FrozenEmbeddingClassifier:
         X = self.scaler.transform(self.embed(texts, name))
         return predict_proba_linear(self.linear, X, len(self.labels), self.multi_label)
 
+    def save(self, folder: str) -> None:
+        """The scaler and the linear model as safetensors + JSON (no pickle), with `llmclf_model.json` (labels,
+        threshold(s), pooling, max_length, append_eos and the frozen model's checksum: it embeds every text)."""
+        from .persistence import save_sklearn, write_metadata
+
+        save_sklearn({"scaler": self.scaler, "linear": self.linear}, folder, "frozen")
+        write_metadata(folder, self, "frozen", base_model=self.cfg.model, base_path=self.model_path,
+                       needs_base=True, trainable_params=self.trainable_params, total_params=self.total_params,
+                       selection=self.selection.record())
+
+    @classmethod
+    def load(cls, folder: str, model_path: str | None = None) -> "FrozenEmbeddingClassifier":
+        from types import SimpleNamespace
+
+        from .persistence import config_from, load_sklearn, read_metadata, resolve_base, restore_common
+
+        meta = read_metadata(folder)
+        cfg = config_from(meta, BaselineConfig, baseline="frozen")
+        clf = restore_common(cls(cfg, resolve_base(meta, model_path)), meta)
+        parts = load_sklearn(folder, "frozen")
+        clf.scaler, clf.linear = parts["scaler"], parts["linear"]
+        record = meta.get("selection") or {}
+        clf.selection = SimpleNamespace(record=lambda: record)  # what prediction_stats reports
+        clf.trainable_params, clf.total_params = meta.get("trainable_params"), meta.get("total_params")
+        return clf
+
     @property
     def prediction_stats(self) -> dict:
         return {"linear_model": {"kind": "logreg", "n_features": int(self.scaler.n_features_in_),

@@ -64,7 +64,8 @@ from .prompts import PromptBuilder, parse_answer
 from .training import train_with_trainer
 
 # parameters that change predictions (or the evaluation data) but not the trained adapter
-PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "run_dir")
+PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "run_dir",
+                          "save_model")
 
 
 class AnswerCollator:
@@ -378,9 +379,58 @@ class InstructionClassifier:
         self.adapter_reused = True
 
     def save(self, folder: str) -> None:
-        """The LoRA adapter (or, without LoRA, the whole model) and the tokenizer."""
-        self.model.save_pretrained(folder)
+        """The LoRA adapter (or, without LoRA, the whole model; zero-shot: nothing but the base's name) and the
+        tokenizer, with `llmclf_model.json`: labels, threshold(s), the prompt template, task description, label
+        verbalizer and descriptions, answer separator, decoding mode (predict_mode), max_length and the base's
+        checksum."""
+        from .persistence import write_metadata
+
+        if not self.cfg.zero_shot:
+            self.model.save_pretrained(folder, safe_serialization=True)
         self.tokenizer.save_pretrained(folder)
+        b = self.prompts
+        write_metadata(folder, self, "instruction", base_model=self.cfg.model, base_path=self.model_path,
+                       needs_base=self.cfg.use_lora or self.cfg.zero_shot,
+                       prompt={"template": b.prompt_template, "task_description": b.task_description,
+                               "label_verbalizer": b.label_verbalizer, "label_descriptions": b.label_descriptions,
+                               "answer_separator": b.answer_separator, "use_chat_template": b.use_chat_template,
+                               "answer_reserve": b.answer_reserve},
+                       predict_mode=self.cfg.predict_mode, max_new_tokens=self.cfg.max_new_tokens)
+
+    @classmethod
+    def load(cls, folder: str, model_path: str | None = None) -> "InstructionClassifier":
+        """A saved classifier (see `save`): the adapter on the base it was trained on (or `model_path`)."""
+        from transformers import AutoModelForCausalLM
+
+        from ..config import InstructionConfig
+        from .persistence import config_from, prepare_quantized, read_metadata, resolve_base, restore_common
+
+        meta = read_metadata(folder)
+        cfg = config_from(meta, InstructionConfig)
+        base = resolve_base(meta, model_path)
+        clf = restore_common(cls(cfg, base or folder), meta)
+        clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        p = meta["prompt"]
+        clf.prompts = PromptBuilder(clf.tokenizer, clf.labels, clf.multi_label, p["task_description"],
+                                    p["template"], p["label_verbalizer"], p["label_descriptions"],
+                                    p["answer_separator"], cfg.max_length, p["use_chat_template"])
+        clf.prompts.answer_reserve = p["answer_reserve"]
+        if cfg.zero_shot or cfg.use_lora:
+            model = load_pretrained(AutoModelForCausalLM, base, quantization=cfg.quantization, dtype=cfg.dtype,
+                                    trust_remote_code=cfg.trust_remote_code)
+            if not cfg.zero_shot:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(prepare_quantized(model, cfg), folder)
+        else:
+            model = load_pretrained(AutoModelForCausalLM, folder, dtype=cfg.dtype,
+                                    trust_remote_code=cfg.trust_remote_code)
+        clf.model = model.eval()
+        clf.trainable_params, clf.total_params = count_parameters(model)
+        extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+        extra = extra if isinstance(extra, list) else [extra] if extra is not None else []
+        clf.stop_ids = sorted({clf.prompts.eos_id, *extra})
+        return clf
 
     # ---- prediction
 

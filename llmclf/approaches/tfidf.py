@@ -55,3 +55,24 @@ class TfidfClassifier:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         return predict_proba_linear(self.model, self.vectorizer.transform(texts), len(self.labels), self.multi_label)
+
+    def save(self, folder: str) -> None:
+        """The vectorizer (vocabulary and idf) and the linear model as safetensors + JSON (no pickle), with
+        `llmclf_model.json` (labels, threshold(s))."""
+        from .persistence import save_sklearn, write_metadata
+
+        save_sklearn({"vectorizer": self.vectorizer, "model": self.model}, folder, "tfidf")
+        write_metadata(folder, self, "tfidf", base_model=None, base_path=None, needs_base=False,
+                       trainable_params=self.trainable_params)
+
+    @classmethod
+    def load(cls, folder: str, model_path: str | None = None) -> "TfidfClassifier":
+        from ..config import BaselineConfig
+        from .persistence import config_from, load_sklearn, read_metadata, restore_common
+
+        meta = read_metadata(folder)
+        clf = restore_common(cls(config_from(meta, BaselineConfig, baseline="tfidf")), meta)
+        parts = load_sklearn(folder, "tfidf")
+        clf.vectorizer, clf.model = parts["vectorizer"], parts["model"]
+        clf.trainable_params = clf.total_params = meta.get("trainable_params")
+        return clf

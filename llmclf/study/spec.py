@@ -68,7 +68,9 @@ class RunSpec:
 
 
 def run_id(notebook: str, params: dict) -> str:
-    blob = json.dumps({"notebook": notebook, "params": {k: v for k, v in params.items() if k != "run_dir"}},
+    # run_dir is where, save_model whether the model is kept: neither changes what a run measures
+    blob = json.dumps({"notebook": notebook, "params": {k: v for k, v in params.items()
+                                                        if k not in ("run_dir", "save_model")}},
                       sort_keys=True, separators=(",", ":"))
     return f"{notebook}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
