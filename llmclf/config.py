@@ -313,6 +313,9 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
                                   "Inverse regularization strengths C tried for 'frozen' and 'tfidf'; the one with "
                                   "the best validation F1 micro is kept (bbc-news: about 0.01 on standardized "
                                   "embeddings, 100 or more on TF-IDF).")
+    tfidf_input: str = param("full", "'tfidf': read the whole text (full), or only the first max_length tokens of "
+                             "`model`'s tokenizer (truncated), the text the other approaches see: equal inputs.",
+                             choices=("full", "truncated"))
     threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
                            choices=("validation", "0.5"))
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")

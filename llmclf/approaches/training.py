@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
+import time
 
 import numpy as np
 import torch
 
-from .batching import encode, encode_batch, length_batches
+from .batching import encode, encode_batch, length_batches, token_budget
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
@@ -44,6 +45,8 @@ class FineTunedClassifier:
         self.model_path = model_path
         self.threshold = 0.5
         self.log_history: list[dict] = []
+        self.phase_seconds: dict[str, float] = {}  # load / validation inside fit (approaches.contract)
+        self.validation_proba: np.ndarray | None = None
 
     def _build(self, n_labels: int, multi_label: bool) -> None:
         raise NotImplementedError
@@ -57,7 +60,9 @@ class FineTunedClassifier:
 
     def fit(self, task):
         self.labels, self.multi_label = task.labels, task.multi_label
+        start = time.perf_counter()
         self._build(task.n_labels, task.multi_label)
+        self.phase_seconds = {"load": time.perf_counter() - start}
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
         data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
                                 append_token=self.append_token)
@@ -65,8 +70,15 @@ class FineTunedClassifier:
         if task.multi_label and self.cfg.threshold == "validation":
             from .decisions import tune_threshold
 
-            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
+            start = time.perf_counter()
+            self.validation_proba = self.predict_proba(task.validation.texts)
+            self.phase_seconds["validation"] = time.perf_counter() - start
+            self.threshold = tune_threshold(task.validation.y, self.validation_proba)
         return self
+
+    def input_budget(self, texts: list[str]) -> dict:
+        """max_length, the tokens left for the text after special tokens, and the share of `texts` cut."""
+        return token_budget(self.tokenizer, texts, self.cfg.max_length, self.append_token is not None)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str]) -> np.ndarray:
