@@ -32,7 +32,8 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         p = r.get("params", {})
         task = r.get("task", {})
         row = {
-            "run_id": r.get("run_id", path.parent.name), "label": r.get("label", r.get("notebook")),
+            "run_id": r.get("run_id", path.parent.name), "run_dir": str(path.parent),
+            "label": r.get("label", r.get("notebook")),
             "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
             "task": task.get("name", p.get("dataset")), "multi_label": task.get("multi_label"),
             "n_train": task.get("sizes", {}).get("train"), "n_test": task.get("sizes", {}).get("test"),
@@ -50,6 +51,7 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
             row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
         if (r.get("parameters") or {}).get("trainable") == 0:  # nothing trained (zero-shot): 'training' was loading the model
             row["train_ex_per_s"] = float("nan")
+        row.update(_issue11_columns(r, p, row))
         row["adapter_reused"] = bool(r.get("adapter_reused"))
         row["invalid_output_rate"] = r.get("invalid_output_rate")
         row["peak_rss_mb"] = r.get("memory", {}).get("peak_rss_mb")
@@ -64,6 +66,41 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row["model_checksum"] = prov.get("model_checksum")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def approach_family(notebook, params: dict, record: dict | None = None) -> str:
+    """The approach family a run belongs to, for the study-wide table."""
+    if (record or {}).get("teacher_run_id"):
+        return "distilled student"
+    if notebook == "10_embedding_head":
+        return "embedding head"
+    if notebook == "20_instruction_tuning":
+        return "zero-shot" if params.get("zero_shot") else "instruction tuning"
+    if notebook == "30_baselines":
+        return {"encoder": "encoder", "frozen": "frozen embeddings", "tfidf": "TF-IDF"}.get(params.get("baseline"),
+                                                                                          str(params.get("baseline")))
+    return str(notebook)
+
+
+def _issue11_columns(r: dict, p: dict, row: dict) -> dict:
+    """Columns the deciding report reads (issue 11); old records leave them empty."""
+    timings, budget = r.get("timings") or {}, r.get("input_budget") or {}
+    out = {"family": approach_family(r.get("notebook"), p, r),
+           "load_seconds": timings.get("load_seconds"), "validation_seconds": timings.get("validation_seconds"),
+           "predict_seconds": timings.get("predict_seconds"),
+           "max_length": budget.get("max_length", p.get("max_length")), "text_tokens": budget.get("text_tokens"),
+           "truncated_share": budget.get("truncated_share"),
+           "tfidf_input": p.get("tfidf_input", "full") if p.get("baseline") == "tfidf" else None,
+           "resolved_dtype": r.get("resolved_dtype", p.get("dtype")),
+           "device": ((r.get("provenance") or {}).get("machine") or {}).get("gpu") or "cpu",
+           "teacher_run_id": r.get("teacher_run_id"),
+           "threshold": (r.get("metrics") or {}).get("threshold"),
+           "predictions_timed_after_warm_up": bool(timings.get("predict_warm_up"))}
+    if p.get("baseline") == "tfidf" and out["tfidf_input"] == "full":
+        out["max_length"] = None  # TF-IDF on the full text reads every token
+    if (r.get("parameters") or {}).get("trainable") == 0:
+        row["train_seconds"] = float("nan")  # nothing trained: zero-shot shows no training time
+    return out
 
 
 def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
