@@ -344,6 +344,9 @@ class ReportConfig(Config):
     study: str = param("default", "Study name: the records are read from runs/<study>/.")
     runs_root: str = param("runs", "Folder holding one folder per study.")
     notebook_links: str = param("runs", "Folder (relative to the report) of the rendered run notebooks.")
+    tidy_dir: str = param("", "Folder for results.csv, predictions.parquet and comparisons.csv ('' writes none).")
+    n_resamples: int = param(2000, "Bootstrap resamples of the test examples for intervals and paired comparisons.")
+    report_commit: str = param("", "Commit of the report's code, to flag runs made by older code ('' reads git).")
 
 
 NOTEBOOK_CONFIGS: dict[str, type[Config]] = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -211,6 +212,40 @@ def compare_to_best(df: pd.DataFrame, metric: str = "f1_micro") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def code_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the code at `cwd` (this package's checkout by default), or None outside git."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def commit_flags(df: pd.DataFrame, report_commit: str | None, cwd: str | Path | None = None) -> pd.DataFrame:
+    """Runs per code commit, each said to be the report's code, older than it (an ancestor in git), or neither."""
+    import subprocess
+
+    def relation(commit):
+        if not isinstance(commit, str) or not commit:
+            return "unknown (no commit recorded)"
+        if report_commit and commit == report_commit:
+            return "the report's code"
+        try:
+            out = subprocess.run(["git", "merge-base", "--is-ancestor", commit, report_commit or "HEAD"],
+                                 cwd=cwd or Path(__file__).resolve().parent, capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown (git unavailable)"
+        return ("OLDER than the report's code: rerun to measure the current code" if out.returncode == 0
+                else "not in this checkout's history")
+
+    counts = df.groupby(["git_commit", "git_dirty"], dropna=False).size().rename("runs").reset_index()
+    counts["code"] = counts.git_commit.map(relation)
+    return counts
+
+
 def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
     """An HTML table of every run with a link to its rendered notebook; every text cell escaped."""
     rows = []
@@ -225,8 +260,24 @@ def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports") -> Path:
-    """Execute 90_report on the study's records, write index.html (code hidden) and every run's notebook as HTML."""
+STYLESHEET = "style.css"
+_STYLE = re.compile(r"<style[^>]*>.*?</style>\s*", re.S)
+
+
+def shared_stylesheet(page: str, href: str) -> tuple[str, str]:
+    """The page with its inline <style> blocks replaced by one link to `href`, and those blocks' CSS: nbconvert
+    copies ~300 KB of CSS into every page; the report's pages share one file instead."""
+    css = "\n".join(re.sub(r"^<style[^>]*>|</style>\s*$", "", m.group(0).strip()) for m in _STYLE.finditer(page))
+    link = f'<link rel="stylesheet" href="{html.escape(href)}">\n'
+    body = _STYLE.sub("", page)
+    return body.replace("</head>", link + "</head>", 1) if "</head>" in body else link + body, css
+
+
+def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports",
+                  n_resamples: int = 2000) -> Path:
+    """Execute 90_report on the study's records; write index.html (code hidden), every run's notebook as HTML
+    sharing one stylesheet (runs/style.css), and the tidy files (results.csv, predictions.parquet,
+    comparisons.csv) beside index.html."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -239,14 +290,19 @@ def render_report(study: str, runs_root: str | Path = "runs", reports_root: str 
         stale.unlink()
     executed = out_dir / "report.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS_DIR / "90_report.ipynb"), str(executed),
-                               parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs"},
+                               parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs",
+                                           "tidy_dir": str(out_dir.resolve()), "n_resamples": n_resamples,
+                                           "report_commit": code_commit() or ""},
                                cwd=str(NOTEBOOKS_DIR), progress_bar=False)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    body, css = shared_stylesheet(body, f"runs/{STYLESHEET}")
     (out_dir / "index.html").write_text(body)
     executed.unlink()  # the HTML is the report; the executed notebook would only duplicate it
     run_exporter = HTMLExporter()
     for nb_path in sorted((runs_root / study).glob("*/notebook.ipynb")):
         body, _ = run_exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        body, _ = shared_stylesheet(body, STYLESHEET)
         (out_dir / "runs" / f"{nb_path.parent.name}.html").write_text(body)
+    (out_dir / "runs" / STYLESHEET).write_text(css)
     return out_dir / "index.html"

@@ -73,6 +73,32 @@ def analyze(records: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> St
     return StudyAnalysis(tasks, missing, n_resamples)
 
 
+class _Bootstrap:
+    """One set of test resamples per task, shared by every interval and difference (the same indices as
+    statistics.compare_configurations draws for the same seed); each configuration's distribution computed once."""
+
+    def __init__(self, y, multi_label, n_labels, n_resamples, seed, confidence=0.95):
+        self.y, self.multi, self.n_labels, self.confidence = y, multi_label, n_labels, confidence
+        self.indices = st.bootstrap_indices(len(y), n_resamples, seed)
+        self.memo = {}
+
+    def dist(self, name, preds, metric):
+        if (name, metric) not in self.memo:
+            self.memo[name, metric] = st._seed_mean_distribution(self.y, preds, metric, self.multi, self.n_labels,
+                                                                 self.indices)
+        return self.memo[name, metric]
+
+    def ci(self, name, preds, metric):
+        low, high = st._percentile_interval(self.dist(name, preds, metric), self.confidence)
+        return {"estimate": st._mean_score(self.y, preds, metric, self.multi, self.n_labels), "low": low, "high": high}
+
+    def difference(self, a, preds_a, b, preds_b, metric):
+        diff = (st._mean_score(self.y, preds_a, metric, self.multi, self.n_labels)
+                - st._mean_score(self.y, preds_b, metric, self.multi, self.n_labels))
+        return st._difference_row(diff, self.dist(a, preds_a, metric) - self.dist(b, preds_b, metric),
+                                  self.confidence)
+
+
 def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int) -> TaskAnalysis | None:
     loaded = {r.run_id: read_run_predictions(r.run_dir) for r in g.itertuples() if isinstance(r.run_dir, str)}
     loaded = {k: v for k, v in loaded.items() if v is not None}
@@ -96,12 +122,13 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int) -> Tas
     kw = dict(multi_label=multi, n_labels=n_labels, n_resamples=n_resamples, seed=seed)
     comparisons = (st.compare_configurations(y, preds, metrics=("f1_micro", "f1_macro"), **kw) if len(preds) > 1
                    else pd.DataFrame(columns=st.COLUMNS))
+    boot = _Bootstrap(y, multi, n_labels, n_resamples, seed)
     best_floor = max(floor_labels, key=lambda k: st.score(y, floor_labels[k][0], "f1_micro", multi, n_labels),
                      default=None)
     floor_rows = []
     if best_floor is not None:
         for name, p in preds.items():
-            d = st.paired_bootstrap_difference(y, p, floor_labels[best_floor], "f1_micro", **kw)
+            d = boot.difference(name, p, best_floor, floor_labels[best_floor], "f1_micro")
             floor_rows.append({"configuration_a": name, "configuration_b": best_floor, "metric": "f1_micro",
                                "difference": d["difference"], "ci_low": d["low"], "ci_high": d["high"],
                                "p_value": d["p_value"], "test": st.BOOTSTRAP + " vs floor",
@@ -112,7 +139,7 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int) -> Tas
     comparisons["p_holm"] = st.holm(comparisons["p_value"].to_numpy(dtype=float)) if len(comparisons) else []
     comparisons.insert(0, "task", task)
     comparisons = comparisons[["task", *st.COLUMNS]]
-    table = _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_labels, n_resamples, seed)
+    table = _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_labels, boot)
     return TaskAnalysis(task, multi, labels, ids, y, first.texts, runs, floor_preds, table, comparisons, notes)
 
 
@@ -136,16 +163,15 @@ def _floors(g, multi, n_labels, n_test, runs, notes) -> dict:
     return floors_mod.floors(y_train, y_val, n_test, multi, n_labels)
 
 
-def _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_labels, n_resamples, seed):
+def _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_labels, boot):
     rows = []
-    kw = dict(multi_label=multi, n_labels=n_labels, n_resamples=n_resamples, seed=seed)
     vs_floor = comparisons[comparisons.test == st.BOOTSTRAP + " vs floor"].set_index("configuration_a")
     for name, p in {**preds, **floor_labels}.items():
         is_floor = name in floor_labels
         row = {"configuration": name, "kind": FLOOR if is_floor else "configuration",
                "seeds": len(p) if not is_floor else 0}
         for m in CI_METRICS:
-            ci = st.bootstrap_ci(y, p, m, **kw)
+            ci = boot.ci(name, p, m)
             row[m], row[f"{m} low"], row[f"{m} high"] = ci["estimate"], ci["low"], ci["high"]
         row["f1_micro seed sd"] = float(np.std([st.score(y, q, "f1_micro", multi, n_labels) for q in p], ddof=1)) \
             if len(p) > 1 else float("nan")
