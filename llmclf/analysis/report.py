@@ -5,7 +5,6 @@ from __future__ import annotations
 import html
 import json
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -131,19 +130,9 @@ def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:
-    """Half-width of the t confidence interval of the mean (nan for fewer than two values)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) < 2:
-        return float("nan")
-    return float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-
-
 def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) -> pd.DataFrame:
-    """Per task and configuration: mean, standard deviation and 95% CI half-width over seeds, plus costs."""
+    """Per task and configuration: mean and standard deviation over seeds, plus costs. For records without
+    per-example predictions (older code); analysis.verdict gives intervals over test examples for the others."""
     done = df[df.status == "done"]
     rows = []
     for (task, label), g in done.groupby(["task", "label"], sort=False):
@@ -152,7 +141,6 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
             vals = g[m].astype(float)
             row[f"{m} mean"] = vals.mean()
             row[f"{m} sd"] = vals.std(ddof=1) if len(g) > 1 else float("nan")
-            row[f"{m} ±95%"] = t_interval(vals.values)
         row["trainable params"] = g.trainable_params.median()
         row["train s"] = g.train_seconds.mean()
         row["train ex/s"] = g.train_ex_per_s.mean()
@@ -165,11 +153,12 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary as a person reads it: 'mean ± 95% CI' strings, costs rounded, one row per configuration."""
+    """The summary as a person reads it: 'mean (sd over seeds)' strings, costs rounded, one row per configuration.
+    No interval: over 2-3 seeds it would ignore the test set's own sampling error."""
 
     def pm(row, m):
-        mean, ci = row[f"{m} mean"], row[f"{m} ±95%"]
-        return "-" if pd.isna(mean) else f"{mean:.3f}" + ("" if pd.isna(ci) else f" ± {ci:.3f}")
+        mean, sd = row[f"{m} mean"], row[f"{m} sd"]
+        return "-" if pd.isna(mean) else f"{mean:.3f}" + ("" if pd.isna(sd) else f" (sd {sd:.3f})")
 
     def num(v, fmt):
         return "-" if v is None or pd.isna(v) else format(v, fmt)
@@ -182,33 +171,6 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
                      "train ex/s": num(r["train ex/s"], ".2f"), "infer ex/s": num(r["infer ex/s"], ".1f"),
                      "peak RSS MB": num(r["peak RSS MB"], ",.0f"),
                      "invalid outputs": num(r.get("invalid outputs"), ".1%")})
-    return pd.DataFrame(rows)
-
-
-def compare_to_best(df: pd.DataFrame, metric: str = "f1_micro") -> pd.DataFrame:
-    """Each configuration against the best one of its task: Welch's t-test over seeds (two-sided).
-
-    With 2-3 seeds such tests have little power: 'not significant' means 'not shown to differ', no more.
-    """
-    from scipy import stats
-
-    done = df[df.status == "done"]
-    rows = []
-    for task, g in done.groupby("task", sort=False):
-        means = g.groupby("label")[metric].mean()
-        best = means.idxmax()
-        best_vals = g[g.label == best][metric].astype(float).values
-        for label, mean in means.sort_values(ascending=False).items():
-            vals = g[g.label == label][metric].astype(float).values
-            p = float("nan")
-            # no test between two constant samples (deterministic baselines): their spread says nothing
-            if label != best and len(vals) > 1 and len(best_vals) > 1 and (np.ptp(vals) > 0 or np.ptp(best_vals) > 0):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    p = float(stats.ttest_ind(best_vals, vals, equal_var=False).pvalue)
-            rows.append({"task": task, "configuration": label, f"{metric} mean": mean,
-                         "difference to best": mean - means[best], "p (Welch, vs best)": p,
-                         "differs at 5%": bool(p < 0.05) if not np.isnan(p) else None})
     return pd.DataFrame(rows)
 
 
