@@ -263,7 +263,7 @@ def _ratio(best_value, value, how):
     if not (best_value > 0 and value > 0) or np.isnan(best_value) or np.isnan(value):
         return ""
     r = best_value / value if how == "min" else value / best_value
-    return f"{r:.1f}× {'less than' if how == 'min' else 'more than'}" if r > 1 else ""
+    return f"{r:.1f}× {'lower' if how == 'min' else 'higher'} than" if r > 1 else ""
 
 
 def _fmt(v):
