@@ -153,3 +153,21 @@ def test_shared_stylesheet_moves_the_css_out():
     page = "<html><head><style type='text/css'>a{color:red}</style></head><body>x</body></html>"
     body, css = report.shared_stylesheet(page, "style.css")
     assert "<style" not in body and '<link rel="stylesheet" href="style.css">' in body and "a{color:red}" in css
+
+
+def test_approach_families():
+    assert report.approach_family("10_embedding_head", {}) == "embedding head"
+    assert report.approach_family("20_instruction_tuning", {"zero_shot": True}) == "zero-shot"
+    assert report.approach_family("20_instruction_tuning", {}) == "instruction tuning"
+    assert report.approach_family("30_baselines", {"baseline": "tfidf"}) == "TF-IDF"
+    assert report.approach_family("30_baselines", {"baseline": "frozen"}) == "frozen embeddings"
+    assert report.approach_family("40_distill", {}, {"teacher_run_id": "x"}) == "distilled student"
+
+
+def test_pareto_frontier_keeps_the_points_nothing_beats():
+    from llmclf.analysis.report_plots import _frontier
+
+    cost = np.array([1.0, 2.0, 3.0, 4.0])
+    f1 = np.array([0.5, 0.4, 0.7, 0.6])
+    assert list(_frontier(cost, f1, "min")) == [0, 2]  # 2.0 is dearer and worse than 1.0; 4.0 than 3.0
+    assert list(_frontier(cost, f1, "max")) == [2, 3]  # higher throughput is better
