@@ -171,3 +171,26 @@ def test_pareto_frontier_keeps_the_points_nothing_beats():
     f1 = np.array([0.5, 0.4, 0.7, 0.6])
     assert list(_frontier(cost, f1, "min")) == [0, 2]  # 2.0 is dearer and worse than 1.0; 4.0 than 3.0
     assert list(_frontier(cost, f1, "max")) == [2, 3]  # higher throughput is better
+
+
+def test_plots_are_re_encoded_smaller_and_the_mermaid_loader_dropped():
+    import base64
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import nbformat
+
+    fig, ax = plt.subplots()
+    ax.plot(np.random.default_rng(0).random(50))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    png = base64.b64encode(buffer.getvalue()).decode()
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("plot", outputs=[
+        nbformat.v4.new_output("display_data", data={"image/png": png})])])
+    report.shrink_images(nb)
+    assert len(nb.cells[0].outputs[0].data["image/png"]) < len(png)
+    page = '<html><head><script type="module">const d = ".jp-Mermaid > pre";</script></head><body>x</body></html>'
+    assert "<script" not in report.shared_stylesheet(page, "style.css")[0]

@@ -224,22 +224,47 @@ def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
 
 STYLESHEET = "style.css"
 _STYLE = re.compile(r"<style[^>]*>.*?</style>\s*", re.S)
+_MODULE_SCRIPT = re.compile(r'<script type="module">.*?</script>\s*', re.S)
 
 
 def shared_stylesheet(page: str, href: str) -> tuple[str, str]:
     """The page with its inline <style> blocks replaced by one link to `href`, and those blocks' CSS: nbconvert
-    copies ~300 KB of CSS into every page; the report's pages share one file instead."""
+    copies ~300 KB of CSS into every page; the report's pages share one file instead. The Mermaid loader goes too
+    when the page has no Mermaid diagram."""
     css = "\n".join(re.sub(r"^<style[^>]*>|</style>\s*$", "", m.group(0).strip()) for m in _STYLE.finditer(page))
     link = f'<link rel="stylesheet" href="{html.escape(href)}">\n'
     body = _STYLE.sub("", page)
+    if "jp-Mermaid" not in _MODULE_SCRIPT.sub("", body):  # nbconvert's 12 KB Mermaid loader, with no diagram
+        body = _MODULE_SCRIPT.sub("", body)
     return body.replace("</head>", link + "</head>", 1) if "</head>" in body else link + body, css
+
+
+def shrink_images(nb, colors: int = 64) -> None:
+    """Every PNG output re-encoded with a palette of `colors` (plots use few colours): about 3x smaller, looking
+    the same; kept as it was where that is not smaller."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data") or {}
+            if "image/png" not in data:
+                continue
+            raw = base64.b64decode(data["image/png"])
+            buffer = io.BytesIO()
+            Image.open(io.BytesIO(raw)).convert("RGB").quantize(colors=colors).save(buffer, format="PNG",
+                                                                                   optimize=True)
+            if buffer.tell() < len(raw):
+                data["image/png"] = base64.b64encode(buffer.getvalue()).decode()
 
 
 def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports",
                   n_resamples: int = 2000) -> Path:
     """Execute 90_report on the study's records; write index.html (code hidden), every run's notebook as HTML
     sharing one stylesheet (runs/style.css), and the tidy files (results.csv, predictions.parquet,
-    comparisons.csv) beside index.html."""
+    comparisons.csv) beside index.html. Plots are re-encoded with a small palette (`shrink_images`)."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -257,13 +282,17 @@ def render_report(study: str, runs_root: str | Path = "runs", reports_root: str 
                                            "report_commit": code_commit() or ""},
                                cwd=str(NOTEBOOKS_DIR), progress_bar=False)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    report_nb = nbformat.read(executed, as_version=4)
+    shrink_images(report_nb)
+    body, _ = exporter.from_notebook_node(report_nb)
     body, css = shared_stylesheet(body, f"runs/{STYLESHEET}")
     (out_dir / "index.html").write_text(body)
     executed.unlink()  # the HTML is the report; the executed notebook would only duplicate it
     run_exporter = HTMLExporter()
     for nb_path in sorted((runs_root / study).glob("*/notebook.ipynb")):
-        body, _ = run_exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        run_nb = nbformat.read(nb_path, as_version=4)
+        shrink_images(run_nb)
+        body, _ = run_exporter.from_notebook_node(run_nb)
         body, _ = shared_stylesheet(body, STYLESHEET)
         (out_dir / "runs" / f"{nb_path.parent.name}.html").write_text(body)
     (out_dir / "runs" / STYLESHEET).write_text(css)
