@@ -167,7 +167,7 @@ def write_tidy(records: pd.DataFrame, analysis: StudyAnalysis, folder: str | Pat
              "comparisons": folder / "comparisons.csv"}
     results.to_csv(paths["results"], index=False)
     analysis.comparisons.to_csv(paths["comparisons"], index=False)
-    predictions_frame(records, analysis).to_parquet(paths["predictions"], index=False)
+    predictions_frame(records, analysis).to_parquet(paths["predictions"], index=False, compression="zstd")
     return paths
 
 
