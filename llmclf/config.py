@@ -359,6 +359,9 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
                                   "Inverse regularization strengths C tried for 'frozen' and 'tfidf'; the one with "
                                   "the best validation F1 micro is kept (bbc-news: about 0.01 on standardized "
                                   "embeddings, 100 or more on TF-IDF).")
+    tfidf_input: str = param("full", "'tfidf': read the whole text (full), or only the first max_length tokens of "
+                             "`model`'s tokenizer (truncated), the text the other approaches see: equal inputs.",
+                             choices=("full", "truncated"))
     threshold: str | float = param("validation", THRESHOLD_HELP, check=lambda v: check_threshold(v))
     class_weight: str = param("none", CLASS_WEIGHT_HELP, choices=CLASS_WEIGHTS)
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
@@ -389,6 +392,9 @@ class ReportConfig(Config):
     study: str = param("default", "Study name: the records are read from runs/<study>/.")
     runs_root: str = param("runs", "Folder holding one folder per study.")
     notebook_links: str = param("runs", "Folder (relative to the report) of the rendered run notebooks.")
+    tidy_dir: str = param("", "Folder for results.csv, predictions.parquet and comparisons.csv ('' writes none).")
+    n_resamples: int = param(2000, "Bootstrap resamples of the test examples for intervals and paired comparisons.")
+    report_commit: str = param("", "Commit of the report's code, to flag runs made by older code ('' reads git).")
 
 
 NOTEBOOK_CONFIGS: dict[str, type[Config]] = {
@@ -423,8 +429,7 @@ class DistillationConfig(DataParams, TrainParams, LoraParams, RunParams):
     temperature: float = param(2.0, "Softening temperature of the teacher's and the student's distributions.")
     distill_weight: float = param(0.5, "Weight of the teacher's soft targets in the loss; 1 - weight goes to the "
                                   "true labels (1.0: the teacher alone).")
-    threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
-                           choices=("validation", "0.5"))
+    threshold: str | float = param("validation", THRESHOLD_HELP, check=lambda v: check_threshold(v))
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
     use_lora: bool = param(False, "Train LoRA adapters on the student (True) or every weight (False).")
     lora_target_modules: list[str] = param(["query", "key", "value"],

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-import warnings
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,8 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         p = r.get("params", {})
         task = r.get("task", {})
         row = {
-            "run_id": r.get("run_id", path.parent.name), "label": r.get("label", r.get("notebook")),
+            "run_id": r.get("run_id", path.parent.name), "run_dir": str(path.parent),
+            "label": r.get("label", r.get("notebook")),
             "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
             "task": task_name(task, p), "multi_label": task.get("multi_label"),
             "n_train": task.get("sizes", {}).get("train"), "n_test": task.get("sizes", {}).get("test"),
@@ -67,6 +68,7 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
             row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
         if (r.get("parameters") or {}).get("trainable") == 0:  # nothing trained (zero-shot): 'training' was loading the model
             row["train_ex_per_s"] = float("nan")
+        row.update(_issue11_columns(r, p, row))
         row["adapter_reused"] = bool(r.get("adapter_reused"))
         row["invalid_output_rate"] = r.get("invalid_output_rate")
         row["peak_rss_mb"] = r.get("memory", {}).get("peak_rss_mb")
@@ -83,6 +85,41 @@ def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
         row["model_checksum"] = prov.get("model_checksum")
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def approach_family(notebook, params: dict, record: dict | None = None) -> str:
+    """The approach family a run belongs to, for the study-wide table."""
+    if (record or {}).get("teacher_run_id"):
+        return "distilled student"
+    if notebook == "10_embedding_head":
+        return "embedding head"
+    if notebook == "20_instruction_tuning":
+        return "zero-shot" if params.get("zero_shot") else "instruction tuning"
+    if notebook == "30_baselines":
+        return {"encoder": "encoder", "frozen": "frozen embeddings", "tfidf": "TF-IDF"}.get(params.get("baseline"),
+                                                                                          str(params.get("baseline")))
+    return str(notebook)
+
+
+def _issue11_columns(r: dict, p: dict, row: dict) -> dict:
+    """Columns the deciding report reads (issue 11); old records leave them empty."""
+    timings, budget = r.get("timings") or {}, r.get("input_budget") or {}
+    out = {"family": approach_family(r.get("notebook"), p, r),
+           "load_seconds": timings.get("load_seconds"), "validation_seconds": timings.get("validation_seconds"),
+           "predict_seconds": timings.get("predict_seconds"),
+           "max_length": budget.get("max_length", p.get("max_length")), "text_tokens": budget.get("text_tokens"),
+           "truncated_share": budget.get("truncated_share"),
+           "tfidf_input": p.get("tfidf_input", "full") if p.get("baseline") == "tfidf" else None,
+           "resolved_dtype": r.get("resolved_dtype", p.get("dtype")),
+           "device": ((r.get("provenance") or {}).get("machine") or {}).get("gpu") or "cpu",
+           "teacher_run_id": r.get("teacher_run_id"),
+           "threshold": (r.get("metrics") or {}).get("threshold"),
+           "predictions_timed_after_warm_up": bool(timings.get("predict_warm_up"))}
+    if p.get("baseline") == "tfidf" and out["tfidf_input"] == "full":
+        out["max_length"] = None  # TF-IDF on the full text reads every token
+    if (r.get("parameters") or {}).get("trainable") == 0:
+        row["train_seconds"] = float("nan")  # nothing trained: zero-shot shows no training time
+    return out
 
 
 def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
@@ -113,19 +150,9 @@ def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFram
     return pd.DataFrame(rows)
 
 
-def t_interval(values: np.ndarray, confidence: float = 0.95) -> float:
-    """Half-width of the t confidence interval of the mean (nan for fewer than two values)."""
-    from scipy import stats
-
-    values = np.asarray(values, dtype=float)
-    values = values[~np.isnan(values)]
-    if len(values) < 2:
-        return float("nan")
-    return float(stats.t.ppf((1 + confidence) / 2, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values)))
-
-
 def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) -> pd.DataFrame:
-    """Per task and configuration: mean, standard deviation and 95% CI half-width over seeds, plus costs."""
+    """Per task and configuration: mean and standard deviation over seeds, plus costs. For records without
+    per-example predictions (older code); analysis.verdict gives intervals over test examples for the others."""
     done = df[df.status == "done"]
     rows = []
     for (task, label), g in done.groupby(["task", "label"], sort=False):
@@ -134,7 +161,6 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
             vals = g[m].astype(float)
             row[f"{m} mean"] = vals.mean()
             row[f"{m} sd"] = vals.std(ddof=1) if len(g) > 1 else float("nan")
-            row[f"{m} ±95%"] = t_interval(vals.values)
         row["trainable params"] = g.trainable_params.median()
         row["train s"] = g.train_seconds.mean()
         row["train ex/s"] = g.train_ex_per_s.mean()
@@ -147,11 +173,12 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
 
 
 def display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """The summary as a person reads it: 'mean ± 95% CI' strings, costs rounded, one row per configuration."""
+    """The summary as a person reads it: 'mean (sd over seeds)' strings, costs rounded, one row per configuration.
+    No interval: over 2-3 seeds it would ignore the test set's own sampling error."""
 
     def pm(row, m):
-        mean, ci = row[f"{m} mean"], row[f"{m} ±95%"]
-        return "-" if pd.isna(mean) else f"{mean:.3f}" + ("" if pd.isna(ci) else f" ± {ci:.3f}")
+        mean, sd = row[f"{m} mean"], row[f"{m} sd"]
+        return "-" if pd.isna(mean) else f"{mean:.3f}" + ("" if pd.isna(sd) else f" (sd {sd:.3f})")
 
     def num(v, fmt):
         return "-" if v is None or pd.isna(v) else format(v, fmt)
@@ -167,31 +194,38 @@ def display_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def compare_to_best(df: pd.DataFrame, metric: str = "f1_micro") -> pd.DataFrame:
-    """Each configuration against the best one of its task: Welch's t-test over seeds (two-sided).
+def code_commit(cwd: str | Path | None = None) -> str | None:
+    """The commit of the code at `cwd` (this package's checkout by default), or None outside git."""
+    import subprocess
 
-    With 2-3 seeds such tests have little power: 'not significant' means 'not shown to differ', no more.
-    """
-    from scipy import stats
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd or Path(__file__).resolve().parent,
+                             capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
-    done = df[df.status == "done"]
-    rows = []
-    for task, g in done.groupby("task", sort=False):
-        means = g.groupby("label")[metric].mean()
-        best = means.idxmax()
-        best_vals = g[g.label == best][metric].astype(float).values
-        for label, mean in means.sort_values(ascending=False).items():
-            vals = g[g.label == label][metric].astype(float).values
-            p = float("nan")
-            # no test between two constant samples (deterministic baselines): their spread says nothing
-            if label != best and len(vals) > 1 and len(best_vals) > 1 and (np.ptp(vals) > 0 or np.ptp(best_vals) > 0):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", RuntimeWarning)
-                    p = float(stats.ttest_ind(best_vals, vals, equal_var=False).pvalue)
-            rows.append({"task": task, "configuration": label, f"{metric} mean": mean,
-                         "difference to best": mean - means[best], "p (Welch, vs best)": p,
-                         "differs at 5%": bool(p < 0.05) if not np.isnan(p) else None})
-    return pd.DataFrame(rows)
+
+def commit_flags(df: pd.DataFrame, report_commit: str | None, cwd: str | Path | None = None) -> pd.DataFrame:
+    """Runs per code commit, each said to be the report's code, older than it (an ancestor in git), or neither."""
+    import subprocess
+
+    def relation(commit):
+        if not isinstance(commit, str) or not commit:
+            return "unknown (no commit recorded)"
+        if report_commit and commit == report_commit:
+            return "the report's code"
+        try:
+            out = subprocess.run(["git", "merge-base", "--is-ancestor", commit, report_commit or "HEAD"],
+                                 cwd=cwd or Path(__file__).resolve().parent, capture_output=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            return "unknown (git unavailable)"
+        return ("OLDER than the report's code: rerun to measure the current code" if out.returncode == 0
+                else "not in this checkout's history")
+
+    counts = df.groupby(["git_commit", "git_dirty"], dropna=False).size().rename("runs").reset_index()
+    counts["code"] = counts.git_commit.map(relation)
+    return counts
 
 
 def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
@@ -209,8 +243,49 @@ def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
 
-def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports") -> Path:
-    """Execute 90_report on the study's records, write index.html (code hidden) and every run's notebook as HTML."""
+STYLESHEET = "style.css"
+_STYLE = re.compile(r"<style[^>]*>.*?</style>\s*", re.S)
+_MODULE_SCRIPT = re.compile(r'<script type="module">.*?</script>\s*', re.S)
+
+
+def shared_stylesheet(page: str, href: str) -> tuple[str, str]:
+    """The page with its inline <style> blocks replaced by one link to `href`, and those blocks' CSS: nbconvert
+    copies ~300 KB of CSS into every page; the report's pages share one file instead. The Mermaid loader goes too
+    when the page has no Mermaid diagram."""
+    css = "\n".join(re.sub(r"^<style[^>]*>|</style>\s*$", "", m.group(0).strip()) for m in _STYLE.finditer(page))
+    link = f'<link rel="stylesheet" href="{html.escape(href)}">\n'
+    body = _STYLE.sub("", page)
+    if "jp-Mermaid" not in _MODULE_SCRIPT.sub("", body):  # nbconvert's 12 KB Mermaid loader, with no diagram
+        body = _MODULE_SCRIPT.sub("", body)
+    return body.replace("</head>", link + "</head>", 1) if "</head>" in body else link + body, css
+
+
+def shrink_images(nb, colors: int = 64) -> None:
+    """Every PNG output re-encoded with a palette of `colors` (plots use few colours): about 3x smaller, looking
+    the same; kept as it was where that is not smaller."""
+    import base64
+    import io
+
+    from PIL import Image
+
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            data = output.get("data") or {}
+            if "image/png" not in data:
+                continue
+            raw = base64.b64decode(data["image/png"])
+            buffer = io.BytesIO()
+            Image.open(io.BytesIO(raw)).convert("RGB").quantize(colors=colors).save(buffer, format="PNG",
+                                                                                   optimize=True)
+            if buffer.tell() < len(raw):
+                data["image/png"] = base64.b64encode(buffer.getvalue()).decode()
+
+
+def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports",
+                  n_resamples: int = 2000) -> Path:
+    """Execute 90_report on the study's records; write index.html (code hidden), every run's notebook as HTML
+    sharing one stylesheet (runs/style.css), and the tidy files (results.csv, predictions.parquet,
+    comparisons.csv) beside index.html. Plots are re-encoded with a small palette (`shrink_images`)."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
@@ -223,14 +298,23 @@ def render_report(study: str, runs_root: str | Path = "runs", reports_root: str 
         stale.unlink()
     executed = out_dir / "report.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS_DIR / "90_report.ipynb"), str(executed),
-                               parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs"},
+                               parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs",
+                                           "tidy_dir": str(out_dir.resolve()), "n_resamples": n_resamples,
+                                           "report_commit": code_commit() or ""},
                                cwd=str(NOTEBOOKS_DIR), progress_bar=False)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nbformat.read(executed, as_version=4))
+    report_nb = nbformat.read(executed, as_version=4)
+    shrink_images(report_nb)
+    body, _ = exporter.from_notebook_node(report_nb)
+    body, css = shared_stylesheet(body, f"runs/{STYLESHEET}")
     (out_dir / "index.html").write_text(body)
     executed.unlink()  # the HTML is the report; the executed notebook would only duplicate it
     run_exporter = HTMLExporter()
     for nb_path in sorted((runs_root / study).glob("*/notebook.ipynb")):
-        body, _ = run_exporter.from_notebook_node(nbformat.read(nb_path, as_version=4))
+        run_nb = nbformat.read(nb_path, as_version=4)
+        shrink_images(run_nb)
+        body, _ = run_exporter.from_notebook_node(run_nb)
+        body, _ = shared_stylesheet(body, STYLESHEET)
         (out_dir / "runs" / f"{nb_path.parent.name}.html").write_text(body)
+    (out_dir / "runs" / STYLESHEET).write_text(css)
     return out_dir / "index.html"

@@ -15,7 +15,7 @@ def make_baseline(cfg: BaselineConfig, model_path: str | None = None):
     if cfg.baseline == "tfidf":
         from .tfidf import TfidfClassifier
 
-        return TfidfClassifier(cfg)
+        return TfidfClassifier(cfg, model_path if cfg.tfidf_input == "truncated" else None)
     if model_path is None:
         raise ValueError(f"baseline {cfg.baseline!r} needs a model_path: llmclf.resolve_model(cfg.model)")
     if cfg.baseline == "encoder":

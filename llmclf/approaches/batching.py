@@ -49,3 +49,13 @@ def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, mode: str) -> torch
 
 def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def token_budget(tokenizer, texts: list[str], max_length: int, appends_token: bool = False) -> dict:
+    """The input budget of a model that reads the first `max_length` tokens: special tokens (and an appended
+    token such as EOS) come off it; a text is cut when its own tokens exceed what is left."""
+    reserved = tokenizer.num_special_tokens_to_add() + int(appends_token)
+    text_tokens = max_length - reserved
+    lengths = [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False, verbose=False)["input_ids"]]
+    return {"max_length": int(max_length), "text_tokens": int(text_tokens),
+            "truncated_share": float(np.mean([n > text_tokens for n in lengths])) if lengths else None}

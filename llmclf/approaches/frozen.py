@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from ..config import BaselineConfig, ConfigError
-from .batching import encode_batch, length_batches, pool, position_ids_from_mask
+from .batching import encode_batch, length_batches, pool, position_ids_from_mask, token_budget
 from .linear import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
 
 CACHE_FORMAT = 1  # bump when the way embeddings are computed changes: old files are then never read
@@ -139,6 +139,8 @@ class FrozenEmbeddingClassifier:
         self.model = None
         self._model_params: int | None = None
         self._split_names: dict[str, str] = {}
+        self.phase_seconds: dict[str, float] = {}  # load / validation (approaches.contract)
+        self.validation_proba: np.ndarray | None = None
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(model_path, trust_remote_code=cfg.trust_remote_code)
@@ -154,11 +156,13 @@ class FrozenEmbeddingClassifier:
         from ..models.loading import eos_id, load_pretrained, load_tokenizer
 
         cfg = self.cfg
+        start = time.perf_counter()
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         self.append_token = eos_id(self.tokenizer, self.model_path) if self.append_eos else None
         self.model = load_pretrained(AutoModel, self.model_path, quantization=cfg.quantization, dtype=cfg.dtype,
                                      trust_remote_code=cfg.trust_remote_code).eval()
         self._model_params = int(sum(p.numel() for p in self.model.parameters()))
+        self.phase_seconds["load"] = self.phase_seconds.get("load", 0.0) + time.perf_counter() - start
 
     def embed(self, texts: list[str], name: str) -> np.ndarray:
         """Embeddings of `texts`, from the cache or computed (then cached); `name` labels the cache record."""
@@ -192,7 +196,11 @@ class FrozenEmbeddingClassifier:
         # predict_proba is given texts only; knowing the splits lets it record "test" rather than "predict"
         self._split_names = {texts_checksum(s.texts): name for name, s in task.splits.items()}
         X_train = self.embed(task.train.texts, "train")
+        loaded = self.phase_seconds.get("load", 0.0)
         X_val = self.embed(task.validation.texts, "validation")
+        # the validation pass: embedding the split (less a model load that happened during it)
+        self.phase_seconds["validation"] = (self.embedding_seconds["validation"]
+                                            - (self.phase_seconds.get("load", 0.0) - loaded))
         self.scaler = StandardScaler().fit(X_train)
         self.selection = fit_linear_on_validation(
             self.scaler.transform(X_train), task.train.y, self.scaler.transform(X_val), task.validation.y,
@@ -204,7 +212,24 @@ class FrozenEmbeddingClassifier:
         # The scaler is an affine map that folds into the linear weights: it adds no parameters of its own.
         self.trainable_params = count_linear_parameters(self.linear)
         self.total_params = self.trainable_params + (self._model_params or 0)
+        self.validation_proba = predict_proba_linear(self.linear, self.scaler.transform(X_val), len(self.labels),
+                                                     self.multi_label)
         return self
+
+    def warm_up(self, texts: list[str]) -> None:
+        """One untimed batch through the model, not cached. Nothing to warm when the model was never loaded
+        (every split came from the embedding cache)."""
+        if self.model is not None:
+            embed_texts(self.model, self.tokenizer, list(texts), pooling=self.cfg.pooling,
+                        max_length=self.cfg.max_length, batch_size=self.cfg.eval_batch_size, causal=self.causal,
+                        append_token=self.append_token)
+
+    def input_budget(self, texts: list[str]) -> dict:
+        """max_length, the tokens left for the text, and the share of `texts` cut (the tokenizer alone)."""
+        from ..models.loading import load_tokenizer
+
+        tokenizer = getattr(self, "tokenizer", None) or load_tokenizer(self.model_path, self.cfg.trust_remote_code)
+        return token_budget(tokenizer, texts, self.cfg.max_length, self.append_eos)
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         name = self._split_names.get(texts_checksum(texts), "predict")

@@ -271,6 +271,8 @@ class InstructionClassifier:
         self.adapter_train_seconds: float | None = None
         self.adapter_key: str | None = None
         self.fit_stats: dict = {}                    # merged into the run record (see approaches.contract)
+        self.phase_seconds: dict[str, float] = {}    # load / validation inside fit (approaches.contract)
+        self.validation_proba: np.ndarray | None = None
 
     # ---- building and training
 
@@ -313,6 +315,7 @@ class InstructionClassifier:
     def fit(self, task) -> "InstructionClassifier":
         start = time.perf_counter()
         self._build(task)
+        self.phase_seconds = {"load": time.perf_counter() - start}
         if not self.cfg.zero_shot:
             folder = None
             if self.adapter_cache:
@@ -322,8 +325,8 @@ class InstructionClassifier:
                 self._load_adapter(folder)
             else:
                 self._train(task)
-                # what a reusing run records as its training cost: loading the base and training, as measured here
-                self.adapter_train_seconds = time.perf_counter() - start
+                # what a reusing run records as its training cost: training alone, as measured here
+                self.adapter_train_seconds = time.perf_counter() - start - self.phase_seconds["load"]
                 if folder is not None:
                     self._save_adapter(folder)
         self.model.eval()
@@ -334,10 +337,21 @@ class InstructionClassifier:
         if task.multi_label and self.cfg.predict_mode == "score":  # generated answers are 0/1: 0.5 is all there is
             from .decisions import choose_threshold, is_tuned
 
-            val = self.predict_proba(task.validation.texts, phase="predict validation") \
-                if is_tuned(self.cfg.threshold) else None
-            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, val)
+            if is_tuned(self.cfg.threshold):
+                started = time.perf_counter()
+                self.validation_proba = self.predict_proba(task.validation.texts, phase="predict validation")
+                self.phase_seconds["validation"] = time.perf_counter() - started
+            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, self.validation_proba)
         return self
+
+    def input_budget(self, texts: list[str]) -> dict:
+        """max_length (prompt + text + answer), the text tokens left after the prompt and the longest answer, and
+        the share of `texts` cut to that budget."""
+        budget = self.prompts.text_budget
+        enc = self.tokenizer([self.prompts.text_lead + t.strip() for t in texts], add_special_tokens=False,
+                             verbose=False)["input_ids"]
+        return {"max_length": int(self.cfg.max_length), "text_tokens": int(budget),
+                "truncated_share": float(np.mean([len(ids) > budget for ids in enc])) if enc else None}
 
     def _train(self, task):
         rows = task.train.label_indicator(task.n_labels)

@@ -16,8 +16,10 @@ class TfidfClassifier:
 
     epochs = 1.0  # for throughput: fit sees each training text once (vectorizing), whatever the C grid
 
-    def __init__(self, cfg: BaselineConfig):
+    def __init__(self, cfg: BaselineConfig, tokenizer_path: str | None = None):
         self.cfg = cfg
+        self.tokenizer_path = tokenizer_path  # with tfidf_input 'truncated': whose first max_length tokens to read
+        self._tokenizer = None
         self.threshold = 0.5
         self.log_history: list[dict] = []
         self.prediction_stats: dict = {}
@@ -32,9 +34,9 @@ class TfidfClassifier:
         self.vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), dtype=np.float32)
         # one scikit-learn call each: the phase shows, the steps are the two splits
         with Progress("tfidf vectorize", total=2, run_dir=self.cfg.run_dir or None, bar=False) as p:
-            X_train = self.vectorizer.fit_transform(task.train.texts)
+            X_train = self.vectorizer.fit_transform(self.input_texts(task.train.texts))
             p.update()
-            X_val = self.vectorizer.transform(task.validation.texts)
+            X_val = self.vectorizer.transform(self.input_texts(task.validation.texts))
             p.update()
         vectorize_seconds = time.perf_counter() - start
         self.selection = fit_linear_on_validation(
@@ -54,7 +56,9 @@ class TfidfClassifier:
         return self
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
-        return predict_proba_linear(self.model, self.vectorizer.transform(texts), len(self.labels), self.multi_label)
+        return predict_proba_linear(self.model, self.vectorizer.transform(self.input_texts(texts)), len(self.labels),
+                                    self.multi_label)
+
 
     def save(self, folder: str) -> None:
         """The vectorizer (vocabulary and idf) and the linear model as safetensors + JSON (no pickle), with
@@ -76,3 +80,35 @@ class TfidfClassifier:
         clf.vectorizer, clf.model = parts["vectorizer"], parts["model"]
         clf.trainable_params = clf.total_params = meta.get("trainable_params")
         return clf
+
+    # ---- equal inputs (tfidf_input: truncated): the text the model-based approaches read, nothing more
+
+    @property
+    def truncated(self) -> bool:
+        return self.cfg.tfidf_input == "truncated"
+
+    def tokenizer(self):
+        if self._tokenizer is None:
+            if self.tokenizer_path is None:
+                raise ValueError("tfidf_input='truncated' needs the tokenizer of `model`: "
+                                 "make_baseline(cfg, resolve_model(cfg.model))")
+            from ..models.loading import load_tokenizer
+
+            self._tokenizer = load_tokenizer(self.tokenizer_path, self.cfg.trust_remote_code)
+        return self._tokenizer
+
+    def input_texts(self, texts: list[str]) -> list[str]:
+        """The texts as given (full), or each cut to the tokenizer's first `max_length` tokens and decoded."""
+        if not self.truncated:
+            return list(texts)
+        tok = self.tokenizer()
+        ids = tok(list(texts), add_special_tokens=False, truncation=True, max_length=self.cfg.max_length)["input_ids"]
+        return tok.batch_decode(ids, skip_special_tokens=True)
+
+    def input_budget(self, texts: list[str]) -> dict:
+        """Full text: no budget. Truncated: max_length text tokens and the share of `texts` cut to them."""
+        if not self.truncated:
+            return {"max_length": None, "text_tokens": None, "truncated_share": 0.0}
+        lengths = [len(i) for i in self.tokenizer()(list(texts), add_special_tokens=False, verbose=False)["input_ids"]]
+        return {"max_length": int(self.cfg.max_length), "text_tokens": int(self.cfg.max_length),
+                "truncated_share": float(np.mean([n > self.cfg.max_length for n in lengths])) if lengths else None}

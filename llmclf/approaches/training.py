@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import tempfile
+import time
 
 import numpy as np
 import torch
 
-from .batching import encode, encode_batch, length_batches
+from .batching import encode, encode_batch, length_batches, token_budget
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
@@ -44,6 +45,8 @@ class FineTunedClassifier:
         self.model_path = model_path
         self.threshold = 0.5
         self.log_history: list[dict] = []
+        self.phase_seconds: dict[str, float] = {}  # load / validation inside fit (approaches.contract)
+        self.validation_proba: np.ndarray | None = None
 
     def _build(self, n_labels: int, multi_label: bool) -> None:
         raise NotImplementedError
@@ -57,7 +60,9 @@ class FineTunedClassifier:
 
     def fit(self, task):
         self.labels, self.multi_label = task.labels, task.multi_label
+        start = time.perf_counter()
         self._build(task.n_labels, task.multi_label)
+        self.phase_seconds = {"load": time.perf_counter() - start}
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
         data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
                                 append_token=self.append_token)
@@ -69,13 +74,20 @@ class FineTunedClassifier:
         net = self.net if self.class_weights is None else WeightedLoss(self.net, self._logits, self.class_weights,
                                                                        task.multi_label)
         self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg)
+        self.validation_proba = None
         if task.multi_label:
             from .decisions import choose_threshold, is_tuned
 
-            val = self.predict_proba(task.validation.texts, phase="predict validation") \
-                if is_tuned(self.cfg.threshold) else None
-            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, val)
+            if is_tuned(self.cfg.threshold):
+                start = time.perf_counter()
+                self.validation_proba = self.predict_proba(task.validation.texts, phase="predict validation")
+                self.phase_seconds["validation"] = time.perf_counter() - start
+            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, self.validation_proba)
         return self
+
+    def input_budget(self, texts: list[str]) -> dict:
+        """max_length, the tokens left for the text after special tokens, and the share of `texts` cut."""
+        return token_budget(self.tokenizer, texts, self.cfg.max_length, self.append_token is not None)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], phase: str = "predict") -> np.ndarray:

@@ -21,6 +21,8 @@ KEY_PACKAGES = ("llmclf", "torch", "transformers", "peft", "bitsandbytes", "acce
                 "scikit-learn", "scipy", "statsmodels", "numpy", "papermill")
 RECORD_FILE = "record.json"
 PREDICTIONS_FILE = "predictions.parquet"
+VAL_PREDICTIONS_FILE = "val_predictions.parquet"
+TEXT_CHARS = 400  # the start of each test text, kept beside its predictions for the report's examples
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
@@ -166,14 +168,28 @@ def save_exploration(run_dir: str, *, notebook: str, params: dict, task, stats: 
     return record
 
 
+def train_labels(task) -> dict:
+    """What the floors need from the training split (analysis.floors): the count of each label and, for
+    multi-label, every distinct label set with its count (as lists of label indices)."""
+    indicator = np.asarray(task.train.label_indicator(task.n_labels)).astype(np.int8)
+    out = {"train_label_counts": indicator.sum(axis=0).astype(int).tolist()}
+    if task.multi_label:
+        sets, counts = np.unique(indicator, axis=0, return_counts=True)
+        out["train_label_sets"] = [[np.flatnonzero(row).tolist(), int(c)] for row, c in zip(sets, counts)]
+    return out
+
+
 def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, costs: dict,
-             test_proba: np.ndarray, model_checksum: str | None, extra: dict | None = None) -> dict | None:
-    """Write predictions.parquet and the run's record (status 'done'). With no run_dir, only return the record."""
+             test_proba: np.ndarray, model_checksum: str | None, extra: dict | None = None,
+             val_proba: np.ndarray | None = None) -> dict | None:
+    """Write predictions.parquet (test: id, the start of the text, p:<label>, y:<label>), val_predictions.parquet
+    (the same for validation, without text; when `val_proba` is given) and the run's record (status 'done').
+    With no run_dir, only return the record."""
     record = {
         "status": "done",
         "notebook": notebook,
         "finished_at": now(),
-        "task": task_summary(task),
+        "task": {**task_summary(task), **train_labels(task)},
         "params": params,
         "metrics": metrics,
         **costs,
@@ -187,16 +203,26 @@ def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, 
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(np.asarray(test_proba, dtype=np.float32), columns=[f"p:{l}" for l in task.labels])
-    frame.insert(0, "id", task.test.ids)
-    truth = task.test.label_indicator(task.n_labels)
-    for j, label in enumerate(task.labels):
-        frame[f"y:{label}"] = truth[:, j].astype(np.int8)
-    tmp = run_dir / f".{PREDICTIONS_FILE}.tmp"
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, run_dir / PREDICTIONS_FILE)
+    _write_predictions(run_dir / PREDICTIONS_FILE, task, task.test, test_proba, with_text=True)
+    if val_proba is not None:
+        _write_predictions(run_dir / VAL_PREDICTIONS_FILE, task, task.validation, val_proba, with_text=False)
     write_json_atomic(run_dir / RECORD_FILE, record)
     return record
+
+
+def _write_predictions(path: Path, task, split, proba, with_text: bool) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(np.asarray(proba, dtype=np.float32), columns=[f"p:{l}" for l in task.labels])
+    frame.insert(0, "id", split.ids)
+    if with_text:
+        frame.insert(1, "text", [t[:TEXT_CHARS] for t in split.texts])
+    truth = split.label_indicator(task.n_labels)
+    for j, label in enumerate(task.labels):
+        frame[f"y:{label}"] = truth[:, j].astype(np.int8)
+    tmp = path.parent / f".{path.name}.tmp"
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
 
 
 if __name__ == "__main__":  # pragma: no cover - quick look at what a record's provenance holds

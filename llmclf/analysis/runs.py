@@ -1,0 +1,107 @@
+"""Per-example predictions of a study's runs, read back for the report: what the statistics need.
+
+Each run folder holds predictions.parquet (test: `id`, optionally `text`, `p:<label>`, `y:<label>`) and, for runs
+made by newer code, val_predictions.parquet (validation, the same columns) and the training labels in the record
+(`task.train_label_counts`, `task.train_label_sets`). Plain files: no import of llmclf.study.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+PREDICTIONS_FILE = "predictions.parquet"
+VAL_PREDICTIONS_FILE = "val_predictions.parquet"
+
+
+@dataclass
+class RunPredictions:
+    run_id: str
+    labels: list[str]
+    multi_label: bool
+    threshold: object          # a float, or one per label
+    ids: np.ndarray
+    proba: np.ndarray          # (n, L) test probabilities
+    truth: np.ndarray          # (n, L) 0/1
+    texts: np.ndarray | None   # the start of each test text, when recorded
+    val_proba: np.ndarray | None = None
+    val_truth: np.ndarray | None = None
+
+    @property
+    def y(self) -> np.ndarray:
+        """Statistics' convention: (n,) label indices (single-label) or the (n, L) 0/1 matrix (multi-label)."""
+        return self.truth if self.multi_label else self.truth.argmax(axis=1)
+
+    @property
+    def val_y(self):
+        if self.val_truth is None:
+            return None
+        return self.val_truth if self.multi_label else self.val_truth.argmax(axis=1)
+
+    def predicted(self) -> np.ndarray:
+        """Label indices (single-label) or the 0/1 matrix at the run's threshold (multi-label)."""
+        if self.multi_label:
+            return (self.proba >= np.asarray(self.threshold if self.threshold is not None else 0.5,
+                                             dtype=float)).astype(np.int8)
+        return self.proba.argmax(axis=1)
+
+    def aligned(self, ids) -> "RunPredictions | None":
+        """The same run with its test rows in the order of `ids` (None when some id is missing)."""
+        where = pd.Index(self.ids).get_indexer(ids)
+        if (where < 0).any():
+            return None
+        return RunPredictions(self.run_id, self.labels, self.multi_label, self.threshold, np.asarray(ids),
+                              self.proba[where], self.truth[where],
+                              None if self.texts is None else self.texts[where], self.val_proba, self.val_truth)
+
+
+def _split(frame: pd.DataFrame, labels: list[str]):
+    proba = frame[[f"p:{l}" for l in labels]].to_numpy(dtype=np.float64)
+    truth = frame[[f"y:{l}" for l in labels]].to_numpy().astype(np.int8)
+    return proba, truth
+
+
+def read_run_predictions(run_dir: str | Path) -> RunPredictions | None:
+    """A done run's predictions, or None when its record or predictions.parquet is missing or unreadable."""
+    run_dir = Path(run_dir)
+    try:
+        record = json.loads((run_dir / "record.json").read_text())
+        frame = pd.read_parquet(run_dir / PREDICTIONS_FILE)
+    except (OSError, ValueError):
+        return None
+    task = record.get("task") or {}
+    labels = list(task.get("labels") or [c[2:] for c in frame.columns if c.startswith("p:")])
+    proba, truth = _split(frame, labels)
+    threshold = (record.get("metrics") or {}).get("threshold")
+    run = RunPredictions(record.get("run_id", run_dir.name), labels, bool(task.get("multi_label")),
+                         0.5 if threshold is None else threshold, frame["id"].astype(str).to_numpy(), proba, truth,
+                         frame["text"].astype(str).to_numpy() if "text" in frame.columns else None)
+    try:
+        val = pd.read_parquet(run_dir / VAL_PREDICTIONS_FILE)
+        run.val_proba, run.val_truth = _split(val, labels)
+    except (OSError, ValueError, KeyError):
+        pass
+    return run
+
+
+def train_labels(record_task: dict, n_labels: int, multi_label: bool) -> np.ndarray | None:
+    """A training-label array equivalent for the floors to the training split (same counts; for multi-label the
+    same label sets with their counts), rebuilt from the record; None when the record predates these fields."""
+    if multi_label:
+        sets = record_task.get("train_label_sets")
+        if not sets:
+            return None
+        rows = []
+        for indices, count in sets:
+            row = np.zeros(n_labels, dtype=np.int8)
+            row[list(indices)] = 1
+            rows.extend([row] * int(count))
+        return np.array(rows)
+    counts = record_task.get("train_label_counts")
+    if not counts:
+        return None
+    return np.repeat(np.arange(n_labels), np.asarray(counts, dtype=int))
