@@ -18,6 +18,31 @@ class ConfigError(ValueError):
     pass
 
 
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's seeding accept
+# model names every notebook knows besides packaged artifacts (built in code by llmclf.models.registry)
+TINY_MODEL_NAMES = ("tiny-llama", "tiny-bert")
+
+
+def _check_seed(name: str, value: int) -> None:
+    if not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise ConfigError(f"parameter {name!r} must be in [0, 2**32 - 1] (numpy's seed range), got {value}")
+
+
+def check_model_name(name: str, field_name: str = "model") -> None:
+    """A model is a packaged name, a local folder or a Hugging Face id ('org/name'); anything else is refused
+    here, before a notebook starts, with the names that exist."""
+    from .artifacts import ARTIFACTS
+
+    packaged = sorted(n for n, a in ARTIFACTS.items() if a.kind == "model")
+    if name in packaged or name in TINY_MODEL_NAMES or Path(name).expanduser().exists():
+        return
+    if "/" in name.strip("/") and not name.startswith((".", "/", "~")):
+        return  # a Hugging Face id; whether it is cached is for the loader to say
+    raise ConfigError(f"parameter {field_name!r}: unknown model {name!r}: not a packaged name "
+                      f"({', '.join(packaged + list(TINY_MODEL_NAMES))}), not an existing folder, and not a "
+                      "Hugging Face id of the form 'org/name'")
+
+
 def param(default, help: str, choices: tuple | None = None):
     meta = {"help": help}
     if choices is not None:
@@ -153,6 +178,7 @@ class DataParams(Config):
             raise ConfigError(f"parameter 'min_label_count' must be >= 1, got {self.min_label_count}")
         if not self.text_fields:
             raise ConfigError("parameter 'text_fields' must name at least one column")
+        _check_seed("split_seed", self.split_seed)
 
     def task_kwargs(self) -> dict:
         return dict(text_fields=self.text_fields, label_field=self.label_field, multi_label=self.multi_label,
@@ -193,6 +219,9 @@ class TrainParams(Config):
             raise ConfigError(f"parameter 'epochs' must be > 0, got {self.epochs}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"parameter 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"parameter 'weight_decay' must be >= 0, got {self.weight_decay}")
+        _check_seed("seed", self.seed)
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -218,6 +247,11 @@ class LoraParams(Config):
         super().validate()
         if self.lora_r < 1:
             raise ConfigError(f"parameter 'lora_r' must be >= 1, got {self.lora_r}")
+        if self.lora_alpha < 1:
+            raise ConfigError(f"parameter 'lora_alpha' must be >= 1 (the LoRA scale is alpha / r: 0 would train "
+                              f"adapters that change nothing), got {self.lora_alpha}")
+        if not self.lora_target_modules:
+            raise ConfigError("parameter 'lora_target_modules' must name at least one module, or ['all-linear']")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"parameter 'lora_dropout' must be in [0, 1), got {self.lora_dropout}")
         if self.quantization != "none" and not self.use_lora:
@@ -233,6 +267,10 @@ class DataExplorationConfig(DataParams, RunParams):
     top_labels: int = param(15, "Labels shown in the co-occurrence heatmap (the most frequent).")
     examples_per_label: int = param(2, "Example texts shown per label.")
 
+    def validate(self):
+        super().validate()
+        check_model_name(self.tokenizer_model, "tokenizer_model")
+
 
 @dataclass
 class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
@@ -246,6 +284,14 @@ class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
     threshold: str = param("validation", "Multi-label decision threshold: tuned on validation, or 0.5.",
                            choices=("validation", "0.5"))
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
+
+    def validate(self):
+        super().validate()
+        check_model_name(self.model)
+        if self.append_eos and self.max_length < 2:
+            raise ConfigError(f"max_length={self.max_length} with append_eos=True leaves no token for the text (the "
+                              "EOS takes one): every input would be the EOS alone; use max_length >= 2, in "
+                              "practice 64 or more")
 
 
 @dataclass
@@ -292,6 +338,7 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
             raise ConfigError("parameter 'answer_separator' must contain a non-space character, e.g. '; '")
         if self.max_new_tokens < 1:
             raise ConfigError(f"parameter 'max_new_tokens' must be >= 1, got {self.max_new_tokens}")
+        check_model_name(self.model)
 
 
 @dataclass
@@ -332,6 +379,14 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
         super().validate()
         if not self.c_values or any(not c > 0 for c in self.c_values):
             raise ConfigError(f"parameter 'c_values' must be a non-empty list of positive numbers, got {self.c_values}")
+        if self.baseline != "tfidf":  # TF-IDF reads no model
+            check_model_name(self.model)
+            # an encoder's tokenizer adds [CLS] and [SEP]; a causal LM with append_eos adds the EOS
+            least = 3 if self.baseline == "encoder" else 2 if self.append_eos else 1
+            if self.max_length < least:
+                raise ConfigError(f"max_length={self.max_length} leaves no token for the text with the "
+                                  f"{self.baseline} baseline (its special tokens take {least - 1}); use "
+                                  f"max_length >= {least}, in practice 64 or more")
 
 
 @dataclass

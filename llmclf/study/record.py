@@ -24,7 +24,8 @@ PREDICTIONS_FILE = "predictions.parquet"
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
-    """Write to a temporary file in the same folder and rename it: a reader never sees half a record."""
+    """Write to a temporary file in the same folder, fsync it and rename it: a reader never sees half a record,
+    and after a crash (even of the machine) the file is the old one or the new one, whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -32,11 +33,45 @@ def write_json_atomic(path: str | Path, obj) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes files private; records are for every reader of the study
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens folders; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+PARAMS_FILE = "params.json"
+
+
+def run_identity(run_dir: str | Path) -> dict:
+    """What `llmclf run` wrote to params.json before the notebook started (study, run id, label, start time, the
+    data's fingerprint), and the wall time so far: the notebook writes it into its record, so that a done record
+    is complete in one write and no crash can leave a done record without its identity."""
+    path = Path(run_dir) / PARAMS_FILE
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # run by hand: no runner, no identity
+    out = {k: written[k] for k in ("study", "run_id", "label", "started_at", "data_fingerprint") if k in written}
+    if "started_unix" in written:
+        out["wall_seconds"] = time.time() - written["started_unix"]
+    return out
 
 
 def _jsonable(o):
@@ -50,11 +85,16 @@ def _jsonable(o):
 
 
 def read_record(run_dir: str | Path) -> dict | None:
+    """The run's record; None when there is none, or when it cannot be read (then the run is not done)."""
     path = Path(run_dir) / RECORD_FILE
     if not path.exists():
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def git_info(cwd: str | Path | None = None) -> dict:
@@ -107,8 +147,10 @@ def _cpu_model() -> str:
 
 
 def provenance(model_checksum: str | None = None, data_checksum: str | None = None, **extra) -> dict:
-    return {"git": git_info(), "packages": package_versions(), "machine": machine_info(),
-            "model_checksum": model_checksum, "data_checksum": data_checksum, **extra}
+    from ..version import code_version
+
+    return {"git": git_info(), "code_version": code_version(), "packages": package_versions(),
+            "machine": machine_info(), "model_checksum": model_checksum, "data_checksum": data_checksum, **extra}
 
 
 def peak_memory_mb() -> dict:
@@ -145,8 +187,8 @@ def now() -> str:
 
 def save_exploration(run_dir: str, *, notebook: str, params: dict, task, stats: dict) -> dict:
     """The record of a run that trains nothing (data exploration): status, parameters, statistics, provenance."""
-    record = {"status": "done", "notebook": notebook, "finished_at": now(),
-              "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
+    record = {"status": "done", **(run_identity(run_dir) if run_dir else {}), "notebook": notebook,
+              "finished_at": now(), "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
                        "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")}},
               "params": params, "data_stats": stats, "memory": peak_memory_mb(),
               "provenance": provenance(data_checksum=task.checksum(), data_source=task.source)}
@@ -160,6 +202,7 @@ def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, 
     """Write predictions.parquet and the run's record (status 'done'). With no run_dir, only return the record."""
     record = {
         "status": "done",
+        **(run_identity(run_dir) if run_dir else {}),
         "notebook": notebook,
         "finished_at": now(),
         "task": {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
