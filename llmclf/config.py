@@ -8,6 +8,7 @@ validated in `__post_init__`, so a bad parameter fails before any data is read o
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,20 @@ from pathlib import Path
 
 class ConfigError(ValueError):
     pass
+
+
+# names that become folder names: letters, digits, '.', '_' and '-', no leading dot, at most 100 characters
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(value, what: str) -> str:
+    """A study or task name that is safe as a folder name (no '/', no '..', no leading dot), as a str."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # `name: 2024` is a fine name, YAML just reads it as a number
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise ConfigError(f"{what} {value!r} is not a safe name: use letters, digits, '.', '_' and '-' only, "
+                          "not starting with a dot, at most 100 characters (it becomes a folder name)")
+    return value
 
 
 SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's seeding accept
@@ -396,6 +411,8 @@ class ReportConfig(Config):
     study: str = param("default", "Study name: the records are read from runs/<study>/.")
     runs_root: str = param("runs", "Folder holding one folder per study.")
     notebook_links: str = param("runs", "Folder (relative to the report) of the rendered run notebooks.")
+    study_runs: str = param("", "JSON file of the runs the study file names (written by `llmclf report`); only "
+                            "those are reported. Empty: every record under runs/<study>/.")
 
 
 NOTEBOOK_CONFIGS: dict[str, type[Config]] = {

@@ -25,26 +25,14 @@ import ast
 import hashlib
 import itertools
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..config import NOTEBOOKS_DIR, ConfigError, config_for
+from ..config import NOTEBOOKS_DIR, ConfigError, check_name, config_for
+
 STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs"}
-# names that become folder names: letters, digits, '.', '_' and '-', no leading dot, at most 100 characters
-SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
-
-
-def check_name(value, what: str) -> str:
-    """A study or task name that is safe as a folder name (no '/', no '..', no leading dot), as a str."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = str(value)  # `name: 2024` is a fine name, YAML just reads it as a number
-    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
-        raise ConfigError(f"{what} {value!r} is not a safe name: use letters, digits, '.', '_' and '-' only, "
-                          "not starting with a dot, at most 100 characters (it becomes a folder name)")
-    return value
 
 
 def read_yaml(path: Path):
