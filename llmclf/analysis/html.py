@@ -76,3 +76,5 @@ def sanitize_notebook(nb) -> None:
                 data["text/html"] = sanitize_markdown(_joined(data.pop("text/markdown")))
             elif "text/html" in data:
                 data["text/html"] = sanitize_fragment(_joined(data["text/html"]))
+        if cell.get("outputs"):
+            cell["outputs"] = [o for o in cell["outputs"] if "data" not in o or o["data"]]  # nothing left to show
