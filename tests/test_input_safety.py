@@ -262,3 +262,30 @@ def test_the_report_marks_a_run_stale_when_its_data_changed(tmp_path, fake_noteb
     data.write_text(data.read_text() + "extra,new text here,chemistry\n")
     records = load_records("s", tmp_path / "runs")
     assert list(records.stale) == ["data changed since"] and "stale" in notes_html(records)
+
+
+def test_the_report_marks_a_run_stale_when_its_code_changed(tmp_path):
+    from llmclf.analysis.report import load_records
+    from llmclf.version import code_version
+
+    for run_id, version in [("30_baselines-000000000001", code_version()), ("30_baselines-000000000002", "0+old")]:
+        folder = tmp_path / "runs" / "s" / run_id
+        folder.mkdir(parents=True)
+        (folder / "record.json").write_text(json.dumps({"status": "done", "run_id": run_id, "notebook": "30_baselines",
+                                                        "provenance": {"code_version": version}}))
+    stale = dict(zip(*load_records("s", tmp_path / "runs")[["run_id", "stale"]].T.values))
+    assert stale == {"30_baselines-000000000001": "", "30_baselines-000000000002": "code changed since (0+old)"}
+
+
+def test_llmclf_report_expands_the_study_file(tmp_path, monkeypatch):
+    from llmclf.cli import _study_runs
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "params").mkdir()
+    (tmp_path / "params" / "mine.yaml").write_text("description: my <b>study</b>\nruns:\n  - notebook: 30_baselines\n"
+                                                   "    label: tfidf\n    seeds: [0, 1]\n")
+    name, runs = _study_runs("mine")
+    assert name == "mine" and runs["description"] == "my <b>study</b>" and len(runs["runs"]) == 2
+    assert {r["label"] for r in runs["runs"].values()} == {"tfidf"}
+    assert _study_runs("params/mine.yaml")[1]["runs"] == runs["runs"]
+    assert _study_runs("no-file") == ("no-file", None)  # then every record is reported, with a warning
