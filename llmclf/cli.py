@@ -96,10 +96,12 @@ def _study_runs(study: str) -> tuple[str, dict | None]:
     """(study name, the study file's expansion for the report) from a study file or a name; None: no file."""
     from pathlib import Path
 
+    from .config import check_name
     from .study.spec import load_study, read_yaml
 
     path = Path(study)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+        check_name(study, "study name")
         path = Path("params") / f"{study}.yaml"
         if not path.is_file():
             return study, None

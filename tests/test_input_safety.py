@@ -289,3 +289,9 @@ def test_llmclf_report_expands_the_study_file(tmp_path, monkeypatch):
     assert {r["label"] for r in runs["runs"].values()} == {"tfidf"}
     assert _study_runs("params/mine.yaml")[1]["runs"] == runs["runs"]
     assert _study_runs("no-file") == ("no-file", None)  # then every record is reported, with a warning
+
+
+def test_a_study_named_after_its_file_gets_a_slug(tmp_path):
+    study = tmp_path / "my study {v2}.yaml"
+    study.write_text("runs:\n  - notebook: 30_baselines\n")
+    assert {s.study for s in load_study(study)} == {"my-study-v2-"}

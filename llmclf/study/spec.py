@@ -25,6 +25,7 @@ import ast
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,7 +105,11 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
     unknown = set(doc) - STUDY_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(STUDY_KEYS)}")
-    name = check_name(doc.get("name") if doc.get("name") not in (None, "") else path.stem, f"{path}: study name")
+    if doc.get("name") not in (None, ""):
+        name = check_name(doc["name"], f"{path}: study name")
+    else:  # the file's stem, slugged: "my study.yaml" is a fine file name
+        name = check_name(re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).lstrip(".")[:100] or "study",
+                          f"{path}: study name")
     if not isinstance(doc.get("description", ""), (str, type(None))):
         raise ConfigError(f"{path}: 'description' must be text")
     runs = doc.get("runs")
