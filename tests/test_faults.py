@@ -136,3 +136,22 @@ def test_sigkill_at_any_point_leaves_no_bad_record_and_reruns_finish_like_a_clea
         clean = fit_and_evaluate(clf, task, epochs=clf.epochs).metrics
         for m in ("f1_micro", "f1_macro", "accuracy"):
             assert record["metrics"][m] == pytest.approx(clean[m], abs=1e-12), (spec.label, m)
+
+
+def test_ctrl_c_stops_after_the_current_cell_records_interrupted_and_exits_130(tmp_path):
+    """Issue 12.6: a terminal's Ctrl-C (SIGINT to the foreground group; the kernel has a session of its own)."""
+    study = _study(tmp_path)
+    runs = tmp_path / "runs"
+    proc = subprocess.Popen([sys.executable, "-m", "llmclf.cli", "run", str(study), "--runs-root", str(runs)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    deadline = time.monotonic() + 120
+    while not list((runs / "faults").glob("*/params.json")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2)  # the kernel is up and running cells
+    os.killpg(proc.pid, signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert "interrupted (Ctrl-C)" in out and "Traceback" not in err
+    (record,) = [json.loads(p.read_text()) for p in (runs / "faults").glob("*/record.json")]
+    assert record["status"] == "interrupted" and record["run_id"] and "Ctrl-C" in record["error"]

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from ..config import ConfigError
 from ..data.fingerprint import data_fingerprint
 from .record import PARAMS_FILE, RECORD_FILE, now, read_record, write_json_atomic
+from . import interrupt
 from .spec import RunSpec, load_study
 
 NOTEBOOK_FILE = "notebook.ipynb"
@@ -84,12 +85,14 @@ def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None,
             str(spec.notebook_path), str(run_dir / NOTEBOOK_FILE),
             parameters={**spec.params, "run_dir": str(run_dir.resolve())},
             kernel_name=kernel_name, cwd=str(spec.notebook_path.parent), progress_bar=False,
+            engine_name=interrupt.ENGINE,  # stops between cells after a Ctrl-C
         )
         record = read_record(run_dir)
         if not record or record.get("status") != "done":
             raise RuntimeError(f"the notebook finished without writing a 'done' record to {run_dir / RECORD_FILE}")
-    except KeyboardInterrupt:
-        record_failure("interrupted", "KeyboardInterrupt: stopped by the user (Ctrl-C)")
+    except KeyboardInterrupt as e:
+        where = "after the current cell" if isinstance(e, interrupt.StopRequested) else "at once"
+        record_failure("interrupted", f"KeyboardInterrupt: stopped by the user (Ctrl-C, {where})")
         raise
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, and the study goes on
         if _interrupted(e):
@@ -137,15 +140,17 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
 
     bar = tqdm(specs, desc=f"study {specs[0].study if specs else ''}", unit="run")
     try:
-        for spec in bar:
-            bar.set_postfix_str(f"{spec.run_id} {spec.label}"[:70])
-            outcome = execute(spec, runs_root, kernel_name, fingerprint(spec))
-            outcomes.append(outcome)
-            note = f"  ({outcome.error})" if outcome.error else ""
-            bar.write(f"[{len(outcomes)}/{len(specs)}] {outcome.status:7s} {outcome.seconds:7.1f}s  "
-                      f"{spec.run_id}  {spec.label}{note}  | elapsed {time.perf_counter() - start:.0f}s")
-            if outcome.status == "interrupted":
-                raise KeyboardInterrupt
+        with interrupt.stop_after_cell_on_ctrl_c():
+            for spec in bar:
+                interrupt.check()  # a Ctrl-C between runs stops before the next
+                bar.set_postfix_str(f"{spec.run_id} {spec.label}"[:70])
+                outcome = execute(spec, runs_root, kernel_name, fingerprint(spec))
+                outcomes.append(outcome)
+                note = f"  ({outcome.error})" if outcome.error else ""
+                bar.write(f"[{len(outcomes)}/{len(specs)}] {outcome.status:7s} {outcome.seconds:7.1f}s  "
+                          f"{spec.run_id}  {spec.label}{note}  | elapsed {time.perf_counter() - start:.0f}s")
+                if outcome.status == "interrupted":
+                    raise KeyboardInterrupt
     except KeyboardInterrupt:
         bar.close()
         _summary(specs, outcomes, runs_root, start, interrupted=True)
