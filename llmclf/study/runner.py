@@ -91,8 +91,9 @@ def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None,
         if not record or record.get("status") != "done":
             raise RuntimeError(f"the notebook finished without writing a 'done' record to {run_dir / RECORD_FILE}")
     except KeyboardInterrupt as e:
-        where = "after the current cell" if isinstance(e, interrupt.StopRequested) else "at once"
-        record_failure("interrupted", f"KeyboardInterrupt: stopped by the user (Ctrl-C, {where})")
+        if (read_record(run_dir) or {}).get("status") != "done":  # a run that finished its record stays done
+            where = "after the current cell" if isinstance(e, interrupt.StopRequested) else "at once"
+            record_failure("interrupted", f"KeyboardInterrupt: stopped by the user (Ctrl-C, {where})")
         raise
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, and the study goes on
         if _interrupted(e):
