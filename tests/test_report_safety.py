@@ -166,11 +166,18 @@ def test_every_page_escapes_every_payload(hostile):
 
 
 def test_helpers():
+    """The one escape helper, the markdown escaper, the sanitizer and the escaped Styler."""
     assert escape('"><svg onload=alert(3)>') == "&quot;&gt;&lt;svg onload=alert(3)&gt;"
     assert markdown_text("a`b*c") == r"a\`b\*c"
     clean = sanitize_fragment('<table><tr><td onclick="x()">1</td></tr></table><a href="javascript:alert(1)">l</a>'
                               '<a href="runs/x.html">ok</a>')
     assert "onclick" not in clean and "javascript:" not in clean and 'href="runs/x.html"' in clean
+    import pandas as pd
+
+    from llmclf.analysis.html import styled
+
+    table = styled(pd.DataFrame({PAYLOADS[1]: [PAYLOADS[0]]}, index=[PAYLOADS[2]])).to_html()
+    assert not any(raw in table for raw in RAW) and "&lt;script&gt;" in table
 
 
 def test_a_study_with_no_finished_run_still_renders(tmp_path):
