@@ -8,7 +8,6 @@ through transformers' Trainer (llmclf.training), so its settings mean what they 
 
 from __future__ import annotations
 
-
 from ..config import BaselineConfig
 from ..models.loading import count_parameters, load_pretrained, load_tokenizer, wrap_lora
 from .training import FineTunedClassifier
