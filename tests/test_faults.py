@@ -62,6 +62,18 @@ def _kill_when(proc: subprocess.Popen, condition, timeout: float = 120) -> None:
     pytest.fail("the kill point was never reached")
 
 
+def _seconds_after(condition, seconds: float):
+    """A condition that holds `seconds` after `condition` first held."""
+    since = []
+
+    def holds() -> bool:
+        if not since and condition():
+            since.append(time.monotonic())
+        return bool(since) and time.monotonic() - since[0] > seconds
+
+    return holds
+
+
 def _records(folder: Path) -> dict[str, bytes]:
     """Every record's bytes, after checking that each parses and that a done one is complete."""
     out = {}
@@ -100,11 +112,8 @@ def test_sigkill_at_any_point_leaves_no_bad_record_and_reruns_finish_like_a_clea
             assert now.get(run_id) == raw, f"{run_id} was executed again or its record changed"
         finished.update(now)
 
-    # 1. inside the first run: its kernel is starting or computing
-    first_params = lambda: any(folder.glob("*/params.json"))  # noqa: E731
-    t0 = []
-    _kill_when(_start(study, runs), lambda: first_params() and (t0 or t0.append(time.monotonic()))
-               and time.monotonic() - t0[0] > 1.5)
+    # 1. inside the first run: 1.5 s after its folder appeared, its kernel is starting or computing
+    _kill_when(_start(study, runs), _seconds_after(lambda: any(folder.glob("*/params.json")), 1.5))
     check()
     # 2. the record window: the moment a done record appears (the old code added run_id, label and timings after)
     before = _done(folder)
