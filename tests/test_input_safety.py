@@ -295,3 +295,22 @@ def test_a_study_named_after_its_file_gets_a_slug(tmp_path):
     study = tmp_path / "my study {v2}.yaml"
     study.write_text("runs:\n  - notebook: 30_baselines\n")
     assert {s.study for s in load_study(study)} == {"my-study-v2-"}
+
+
+def test_tampered_cached_embeddings_are_not_used(tmp_path, monkeypatch, capsys):
+    """Issue 12.4, for the frozen baseline's embedding cache: a modified file is computed again, never read."""
+    import numpy as np
+
+    from llmclf.approaches.frozen import embedding_cache_path, load_embeddings, save_embeddings
+
+    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path))
+    emb = np.arange(12, dtype=np.float32).reshape(3, 4)
+    save_embeddings("k", emb, {"model": "m"})
+    np.testing.assert_array_equal(load_embeddings("k", 3)[0], emb)
+    path = embedding_cache_path("k")
+    with np.load(path) as f:
+        parts = {k: f[k] for k in f.files}
+    parts["embeddings"] = parts["embeddings"] + 1  # tampered, checksum kept
+    with open(path, "wb") as f:
+        np.savez(f, **parts)
+    assert load_embeddings("k", 3) is None and "do not match their checksum" in capsys.readouterr().out
