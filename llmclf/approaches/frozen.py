@@ -64,11 +64,20 @@ def load_embeddings(key: str, n_texts: int) -> tuple[np.ndarray, dict] | None:
     try:
         with np.load(path, allow_pickle=False) as f:
             embeddings, meta = f["embeddings"], json.loads(str(f["meta"]))
+            stored = str(f["sha256"]) if "sha256" in f.files else None
     except (OSError, ValueError, KeyError):
         return None
     if embeddings.ndim != 2 or embeddings.shape[0] != n_texts:
         return None
+    if stored is not None and stored != _array_sha256(embeddings):
+        print(f"{path}: cached embeddings do not match their checksum (modified since they were written); "
+              "computing them again", flush=True)
+        return None
     return embeddings, meta
+
+
+def _array_sha256(a: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
 
 
 def save_embeddings(key: str, embeddings: np.ndarray, meta: dict) -> Path:
@@ -78,7 +87,8 @@ def save_embeddings(key: str, embeddings: np.ndarray, meta: dict) -> Path:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{key}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, embeddings=embeddings, meta=np.array(json.dumps(meta)))
+            np.savez(f, embeddings=embeddings, meta=np.array(json.dumps(meta)),
+                     sha256=np.array(_array_sha256(embeddings)))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -57,7 +57,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import InstructionConfig
+from ..config import ConfigError, InstructionConfig
 from ..models.loading import count_parameters, load_pretrained, load_tokenizer, model_checksum, wrap_lora
 from .batching import length_batches
 from .prompts import PromptBuilder, parse_answer
@@ -280,6 +280,11 @@ class InstructionClassifier:
         from transformers import AutoModelForCausalLM, set_seed
 
         cfg = self.cfg
+        sep = cfg.answer_separator.strip()
+        clashing = [label for label in task.labels if sep in label] if task.multi_label else []
+        if clashing:  # the answer is split on the separator: such a label would come back as pieces
+            raise ConfigError(f"label(s) {clashing[:5]} contain the answer_separator {sep!r}; choose an "
+                              "answer_separator that no label contains (e.g. ' | ')")
         set_seed(cfg.seed)
         self.labels, self.multi_label = list(task.labels), task.multi_label
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)

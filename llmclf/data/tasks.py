@@ -164,6 +164,10 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         raise DataError(f"{source['path']}: {len(duplicated)} ids occur more than once in id field {id_field!r}, "
                         f"e.g. {duplicated[:5]}; ids must be unique")
 
+    if multi_label and labels and not any(labels):
+        raise DataError(f"{source['path']}: no example has a label in column {label_field!r} (all {len(labels)} "
+                        f"are empty); check label_field, and label_separator={label_separator!r}")
+
     if min_label_count > 1:
         ids, texts, labels, split_of = _drop_rare_labels(ids, texts, labels, split_of, min_label_count, source)
 
@@ -499,6 +503,10 @@ def _parse_multi(v, separator, where, label_field, row_id) -> tuple[str, ...]:
         return ()
     if _is_list(v):
         items = [str(x) for x in v if not _is_missing(x)]
+        inside = [x for x in items if separator in x]
+        if inside:  # written back as text (CSV, the record, the report) it would read as several labels
+            raise DataError(f"{where}: label {inside[0]!r} (row id {row_id}) contains label_separator "
+                            f"{separator!r}; choose a label_separator that no label contains (e.g. '|')")
     else:
         text = str(v).strip()
         if text.startswith("[") and text.endswith("]"):

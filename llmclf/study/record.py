@@ -26,7 +26,8 @@ TEXT_CHARS = 400  # the start of each test text, kept beside its predictions for
 
 
 def write_json_atomic(path: str | Path, obj) -> None:
-    """Write to a temporary file in the same folder and rename it: a reader never sees half a record."""
+    """Write to a temporary file in the same folder, fsync it and rename it: a reader never sees half a record,
+    and after a crash (even of the machine) the file is the old one or the new one, whole."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -34,11 +35,46 @@ def write_json_atomic(path: str | Path, obj) -> None:
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable)
             f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes files private; records are for every reader of the study
         os.replace(tmp, path)
+        _fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return  # not every platform opens folders; the rename is still atomic
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+PARAMS_FILE = "params.json"
+
+
+def run_identity(run_dir: str | Path) -> dict:
+    """What `llmclf run` wrote to params.json before the notebook started (study, run id, label, start time, the
+    data's fingerprint), and the wall time so far: the notebook writes it into its record, so that a done record
+    is complete in one write and no crash can leave a done record without its identity."""
+    path = Path(run_dir) / PARAMS_FILE
+    try:
+        written = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}  # run by hand: no runner, no identity
+    out = {k: written[k] for k in ("study", "run_id", "label", "started_at", "data_fingerprint", "task_key")
+           if k in written}
+    if "started_unix" in written:
+        out["wall_seconds"] = time.time() - written["started_unix"]
+    return out
 
 
 def _jsonable(o):
@@ -52,11 +88,16 @@ def _jsonable(o):
 
 
 def read_record(run_dir: str | Path) -> dict | None:
+    """The run's record; None when there is none, or when it cannot be read (then the run is not done)."""
     path = Path(run_dir) / RECORD_FILE
     if not path.exists():
         return None
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            record = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
 
 
 def git_info(cwd: str | Path | None = None) -> dict:
@@ -148,10 +189,10 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def task_summary(task) -> dict:
-    """What a record says of its task: name, labels, sizes after caps and how each split was made. `llmclf run`
-    adds `key`, the study's name for the task, which the report groups by."""
-    return {"name": task.name, "labels": task.labels, "multi_label": task.multi_label,
+def task_summary(task, key: str | None = None) -> dict:
+    """What a record says of its task: name, labels, sizes after caps and how each split was made, and `key`, the
+    study's name for the task (from `llmclf run`, through params.json), which the report groups by."""
+    return {**({"key": key} if key else {}), "name": task.name, "labels": task.labels, "multi_label": task.multi_label,
             "sizes": {s: len(getattr(task, s)) for s in ("train", "validation", "test")},
             "sizes_before_caps": task.source.get("sizes_before_caps"),
             "split_method": task.source.get("split_method")}
@@ -159,8 +200,10 @@ def task_summary(task) -> dict:
 
 def save_exploration(run_dir: str, *, notebook: str, params: dict, task, stats: dict) -> dict:
     """The record of a run that trains nothing (data exploration): status, parameters, statistics, provenance."""
-    record = {"status": "done", "notebook": notebook, "finished_at": now(),
-              "task": task_summary(task),
+    identity = run_identity(run_dir) if run_dir else {}
+    key = identity.pop("task_key", None)
+    record = {"status": "done", **identity, "notebook": notebook,
+              "finished_at": now(), "task": task_summary(task, key),
               "params": params, "data_stats": stats, "memory": peak_memory_mb(),
               "provenance": provenance(data_checksum=task.checksum(), data_source=task.source)}
     if run_dir:
@@ -185,11 +228,14 @@ def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, 
     """Write predictions.parquet (test: id, the start of the text, p:<label>, y:<label>), val_predictions.parquet
     (the same for validation, without text; when `val_proba` is given) and the run's record (status 'done').
     With no run_dir, only return the record."""
+    identity = run_identity(run_dir) if run_dir else {}
+    key = identity.pop("task_key", None)
     record = {
         "status": "done",
+        **identity,
         "notebook": notebook,
         "finished_at": now(),
-        "task": {**task_summary(task), **train_labels(task)},
+        "task": {**task_summary(task, key), **train_labels(task)},
         "params": params,
         "metrics": metrics,
         **costs,

@@ -1,7 +1,10 @@
 """`llmclf run`: execute a study's notebooks with papermill, one folder and one record per run.
 
-A run is done when its record says so; done runs are skipped. A failed run keeps its partial notebook and gets a
-record with status 'failed' and the error; the others go on.
+A run is done when its record says so and its data is still the data it read (the data's fingerprint is kept in
+the record: a file edited in place reruns). Done runs are skipped. A failed run keeps its partial notebook and gets a
+record with status 'failed' and the error; the others go on. The notebook writes its done record whole, identity
+included (from params.json), in one atomic write: a crash leaves no record or a complete one. Ctrl-C records the
+run as 'interrupted', prints the summary and ends the study.
 
 While papermill executes a notebook (in a thread), the runner reads the run's progress.json (llmclf.progress) and
 shows the run's phase and progress under the study bar; a run with no progress for `stall_seconds` is flagged.
@@ -9,6 +12,7 @@ shows the run's phase and progress under the study bar; a run with no progress f
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -19,9 +23,12 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
+from ..config import KERNEL_ARGUMENTS
+from ..data.fingerprint import data_fingerprint
 from ..progress import ENV_VAR as RUN_DIR_ENV
 from ..progress import PROGRESS_FILE, describe, read_progress
-from .record import RECORD_FILE, now, read_record, write_json_atomic
+from . import interrupt
+from .record import PARAMS_FILE, RECORD_FILE, now, read_record, write_json_atomic
 from .spec import RunSpec, load_study
 
 NOTEBOOK_FILE = "notebook.ipynb"
@@ -30,20 +37,24 @@ DEFAULT_STALL_SECONDS = 600.0
 POLL_SECONDS = 1.0
 # The kernel logs "Kernel is running over TCP without encryption" on every start: a warning about a local
 # connection that the user can do nothing about. Its own log level hides it; the notebook's output is unaffected.
-KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 
 
 @dataclass
 class RunOutcome:
     spec: RunSpec
-    status: str          # done | skipped | failed
+    status: str          # done | skipped | failed | interrupted
     seconds: float = 0.0
     error: str | None = None
     sizes: dict | None = None  # the record's split sizes (after caps)
 
 
 def run_dir_for(spec: RunSpec, runs_root: Path) -> Path:
-    return runs_root / spec.study / spec.run_id
+    """runs_root/<study>/<run id>, refused if it would land outside runs_root (names are checked on load too)."""
+    root = Path(runs_root).resolve()
+    run_dir = (root / spec.study / spec.run_id).resolve()
+    if root not in run_dir.parents:
+        raise ConfigError(f"run folder {run_dir} would be outside the runs folder {root}; check the study's name")
+    return Path(runs_root) / spec.study / spec.run_id
 
 
 def is_stale(record: dict | None) -> bool:
@@ -53,28 +64,51 @@ def is_stale(record: dict | None) -> bool:
     return bool(record) and (record.get("provenance") or {}).get("code_version") != code_version()
 
 
+def is_done(record: dict | None, fingerprint: str | None) -> bool:
+    """Done, and (when both are known) on the same data: a record whose data changed since is not done."""
+    if not record or record.get("status") != "done":
+        return False
+    recorded = record.get("data_fingerprint")
+    return recorded is None or fingerprint is None or recorded == fingerprint
+
+
 def _sizes(record: dict | None) -> dict | None:
     return ((record or {}).get("task") or {}).get("sizes")
 
 
-def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, watch=None,
-            redo: bool = False) -> RunOutcome:
-    """Run one spec unless its record says done (`redo`: all the same, for --force and --rerun stale). `watch(run_dir, thread)`, when given, is called while papermill runs in `thread` (the runner's
+def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, watch=None, redo: bool = False,
+            fingerprint: str | None = None) -> RunOutcome:
+    """Run one spec unless its record says done on the same data (`redo`: all the same, for --force and --rerun
+    stale). `watch(run_dir, thread)`, when given, is called while papermill runs in `thread` (the runner's
     progress display); without it the call simply blocks."""
     import papermill
 
     run_dir = run_dir_for(spec, runs_root)
     previous = read_record(run_dir)
-    if previous and previous.get("status") == "done" and not redo:
+    if is_done(previous, fingerprint) and not redo:
         return RunOutcome(spec, "skipped", sizes=_sizes(previous))
+    rerun_note = (f"data changed since the done run of {previous.get('finished_at')}: run again"
+                  if previous and previous.get("status") == "done" and not redo else None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(run_dir / "params.json", {"study": spec.study, "run_id": spec.run_id,
-                                               "notebook": spec.notebook, "label": spec.label,
-                                               "task": spec.task_key, "params": spec.params})
-    (run_dir / RECORD_FILE).unlink(missing_ok=True)  # a failed attempt's record is replaced, not mixed in
+    # a failed or stale attempt's record is removed before anything else, so that it cannot pass as this run's
+    (run_dir / RECORD_FILE).unlink(missing_ok=True)
     (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
-    started, start = now(), time.perf_counter()
-    identity = {"study": spec.study, "run_id": spec.run_id, "label": spec.label, "started_at": started}
+    started = now()
+    identity = {"study": spec.study, "run_id": spec.run_id, "label": spec.label, "started_at": started,
+                "data_fingerprint": fingerprint}
+    write_json_atomic(run_dir / PARAMS_FILE, {**identity, "task_key": spec.task_key, "started_unix": time.time(),
+                                              "notebook": spec.notebook, "params": spec.params})
+    start = time.perf_counter()
+
+    def record_failure(status: str, error: str) -> float:
+        seconds = time.perf_counter() - start
+        write_json_atomic(run_dir / RECORD_FILE, {
+            "status": status, **identity, "notebook": spec.notebook, "task": {"key": spec.task_key},
+            "params": spec.params, "finished_at": now(), "wall_seconds": seconds, "error": error,
+            "traceback": traceback.format_exc()[-4000:], "partial_notebook": NOTEBOOK_FILE,
+        })
+        return seconds
+
     try:
         params = spec.execution_params()  # relative data paths resolved against the study file's folder
         failure = []
@@ -87,6 +121,7 @@ def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, watc
                     # the directory `llmclf run` was started in, as for a notebook run by hand from there
                     kernel_name=kernel_name, cwd=os.getcwd(), progress_bar=False,
                     extra_arguments=KERNEL_ARGUMENTS,
+                    engine_name=interrupt.ENGINE,  # stops between cells after a Ctrl-C
                 )
             except BaseException as e:  # noqa: BLE001 - handed to the caller's thread
                 failure.append(e)
@@ -109,21 +144,26 @@ def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, watc
         record = read_record(run_dir)
         if not record or record.get("status") != "done":
             raise RuntimeError(f"the notebook finished without writing a 'done' record to {run_dir / RECORD_FILE}")
+    except KeyboardInterrupt as e:
+        if (read_record(run_dir) or {}).get("status") != "done":  # a run that finished its record stays done
+            where = "after the current cell" if isinstance(e, interrupt.StopRequested) else "at once"
+            record_failure("interrupted", f"KeyboardInterrupt: stopped by the user (Ctrl-C, {where})")
+        raise
     except Exception as e:  # noqa: BLE001 - any failure of one run is recorded, and the study goes on
-        seconds = time.perf_counter() - start
+        if _interrupted(e):
+            seconds = record_failure("interrupted", "KeyboardInterrupt: stopped by the user (Ctrl-C)")
+            return RunOutcome(spec, "interrupted", seconds, "interrupted")
         error = _describe(e)
-        write_json_atomic(run_dir / RECORD_FILE, {
-            "status": "failed", **identity, "notebook": spec.notebook, "task": {"key": spec.task_key},
-            "params": spec.params,
-            "finished_at": now(), "wall_seconds": seconds, "error": error,
-            "traceback": traceback.format_exc()[-4000:], "partial_notebook": NOTEBOOK_FILE,
-        })
+        seconds = record_failure("failed", error)
         return RunOutcome(spec, "failed", seconds, error)
-    seconds = time.perf_counter() - start
-    record.update(identity, wall_seconds=seconds)
-    record.setdefault("task", {})["key"] = spec.task_key  # what the report calls the task (the study's name)
-    write_json_atomic(run_dir / RECORD_FILE, record)
-    return RunOutcome(spec, "done", seconds, sizes=_sizes(record))
+    # the notebook wrote the whole record, identity included, in one atomic write; it is not written again
+    record = read_record(run_dir)
+    return RunOutcome(spec, "done", time.perf_counter() - start, rerun_note, sizes=_sizes(record))
+
+
+def _interrupted(e: Exception) -> bool:
+    # Ctrl-C reaches the kernel too (same process group): the cell then fails with KeyboardInterrupt
+    return getattr(e, "ename", None) == "KeyboardInterrupt"
 
 
 def _describe(e: Exception) -> str:
@@ -259,21 +299,47 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
         specs = sorted(specs, key=lambda s: seeds.index(s.params.get("seed", 0)))  # stable: file order within
     outcomes: list[RunOutcome] = []
     start = time.perf_counter()
+    fingerprints: dict[str, str | None] = {}  # one hash of each data source per study run, not one per run
+
+    def fingerprint(spec: RunSpec) -> str | None:
+        key = json.dumps([spec.params.get("dataset"), spec.params.get("data_dir")])
+        if key not in fingerprints:
+            fingerprints[key] = data_fingerprint(spec.execution_params())
+        return fingerprints[key]
+
     bar = tqdm(specs, desc=f"study {specs[0].study if specs else ''}", unit="run", position=0)
     watcher = Watcher(bar, stall_seconds)
-    for spec in bar:
-        bar.set_postfix_str(f"{spec.run_id} {spec.label}"[:70])
-        redo = force or (rerun == "stale" and is_stale(read_record(run_dir_for(spec, runs_root))))
-        outcome = execute(spec, runs_root, kernel_name, watch=watcher, redo=redo)
-        outcomes.append(outcome)
-        note = f"  ({outcome.error})" if outcome.error else ""
-        sizes = f"  [{spec.task_key}: {format_sizes(outcome.sizes)}]" if outcome.sizes else f"  [{spec.task_key}]"
-        bar.write(f"[{len(outcomes)}/{len(specs)}] {outcome.status:7s} {outcome.seconds:7.1f}s  "
-                  f"{spec.run_id}  {spec.label}{sizes}{note}  | elapsed {time.perf_counter() - start:.0f}s")
+    try:
+        with interrupt.stop_after_cell_on_ctrl_c():
+            for spec in bar:
+                interrupt.check()  # a Ctrl-C between runs stops before the next
+                bar.set_postfix_str(f"{spec.run_id} {spec.label}"[:70])
+                redo = force or (rerun == "stale" and is_stale(read_record(run_dir_for(spec, runs_root))))
+                outcome = execute(spec, runs_root, kernel_name, watch=watcher, redo=redo,
+                                  fingerprint=fingerprint(spec))
+                outcomes.append(outcome)
+                note = f"  ({outcome.error})" if outcome.error else ""
+                sizes = (f"  [{spec.task_key}: {format_sizes(outcome.sizes)}]" if outcome.sizes
+                         else f"  [{spec.task_key}]")
+                bar.write(f"[{len(outcomes)}/{len(specs)}] {outcome.status:7s} {outcome.seconds:7.1f}s  "
+                          f"{spec.run_id}  {spec.label}{sizes}{note}  | elapsed {time.perf_counter() - start:.0f}s")
+                if outcome.status == "interrupted":
+                    raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        bar.close()
+        _summary(specs, outcomes, runs_root, start, interrupted=True)
+        raise
+    _summary(specs, outcomes, runs_root, start)
+    return outcomes
+
+
+def _summary(specs, outcomes, runs_root: Path, start: float, interrupted: bool = False) -> None:
     counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    print(f"study {specs[0].study if specs else '?'}: {counts['done']} done, {counts['skipped']} skipped "
+    stop = (f"interrupted (Ctrl-C) after {len(outcomes)} of {len(specs)} runs; run the same command again to "
+            "go on: " if interrupted else "")
+    print(f"study {specs[0].study if specs else '?'}: {stop}{counts['done']} done, {counts['skipped']} skipped "
           f"(already done), {counts['failed']} failed, in {time.perf_counter() - start:.0f}s; "
-          f"records under {runs_root.resolve() / (specs[0].study if specs else '')}")
+          f"records under {runs_root.resolve() / (specs[0].study if specs else '')}", flush=True)
     by_task = {}
     for o in outcomes:
         if o.sizes:
@@ -284,4 +350,3 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
         if o.status == "failed":
             print(f"  FAILED {o.spec.run_id} {o.spec.label}: {o.error}\n"
                   f"         see {run_dir_for(o.spec, runs_root) / NOTEBOOK_FILE}")
-    return outcomes

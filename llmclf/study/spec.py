@@ -29,13 +29,31 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from ..config import NOTEBOOKS_DIR, ConfigError, config_for
+from ..config import NOTEBOOKS_DIR, ConfigError, check_name, config_for
+
 STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs"}
+
+
+def read_yaml(path: Path):
+    """yaml.safe_load with the file, line and column of a syntax error, and no traceback."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return yaml.safe_load(f)
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: YAML syntax error: {e.problem or e.context}"
+                          + (f" ({e.context})" if e.context and e.problem else "")) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: not valid YAML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
 RUN_KEYS = {"notebook", "label", "params", "grid", "seeds", "tasks"}
 
 
@@ -162,20 +180,29 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
     path = Path(path)
     if not path.exists():
         raise ConfigError(f"study file {path} does not exist")
-    with open(path) as f:
-        doc = yaml.safe_load(f) or {}
+    doc = read_yaml(path) or {}
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: a study file is a mapping with keys {sorted(STUDY_KEYS)}")
     unknown = set(doc) - STUDY_KEYS
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) {sorted(unknown)}; allowed: {sorted(STUDY_KEYS)}")
-    name = doc.get("name") or path.stem
+    if doc.get("name") not in (None, ""):
+        name = check_name(doc["name"], f"{path}: study name")
+    else:  # the file's stem, slugged: "my study.yaml" is a fine file name
+        name = check_name(re.sub(r"[^A-Za-z0-9._-]+", "-", path.stem).lstrip(".")[:100] or "study",
+                          f"{path}: study name")
+    if not isinstance(doc.get("description", ""), (str, type(None))):
+        raise ConfigError(f"{path}: 'description' must be text")
     runs = doc.get("runs")
     if not runs or not isinstance(runs, list):
         raise ConfigError(f"{path}: 'runs' must be a non-empty list of runs")
     tasks = doc.get("tasks") or {None: {}}
     if not isinstance(tasks, dict) or not all(isinstance(v, dict) for v in tasks.values()):
         raise ConfigError(f"{path}: 'tasks' maps a task's name to its parameters")
+    if doc.get("tasks"):
+        tasks = {check_name(t, f"{path}: task name"): p for t, p in tasks.items()}
+    if not isinstance(doc.get("defaults") or {}, dict):
+        raise ConfigError(f"{path}: 'defaults' maps parameter names to values")
     defaults = doc.get("defaults") or {}
     notebooks = [str(e.get("notebook", "")).removesuffix(".ipynb") for e in runs if isinstance(e, dict)]
     try:
@@ -223,6 +250,9 @@ def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: 
     config_cls = config_for(notebook)
     notebook_defaults(notebook, notebooks_dir)  # the notebook exists
     base = config_defaults(config_cls)  # the documented defaults, never the parameters cell's tiny literals
+    for key in ("params", "grid"):
+        if not isinstance(entry.get(key) or {}, dict):
+            raise ConfigError(f"{where}: {key!r} maps parameter names to values, got {entry[key]!r}")
     grid = dict(entry.get("grid") or {})
     if "seeds" in entry:
         if "seed" in grid or "seed" in (entry.get("params") or {}):
@@ -240,7 +270,7 @@ def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: 
                           f"known parameters: {sorted(known - {'run_dir'})}")
     if "run_dir" in fixed or "run_dir" in grid:
         raise ConfigError(f"{where}: 'run_dir' is set by `llmclf run`, not by the study")
-    label = entry.get("label") or notebook
+    label = str(entry.get("label") or notebook)
     specs = []
     keys = list(grid)
     for values in itertools.product(*(grid[k] for k in keys)):
