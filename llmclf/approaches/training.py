@@ -7,6 +7,7 @@ import tempfile
 import numpy as np
 import torch
 
+from ..models.hardware import dtype_record, resolve_dtype
 from .batching import encode, encode_batch, length_batches
 
 
@@ -44,6 +45,7 @@ class FineTunedClassifier:
         self.model_path = model_path
         self.threshold = 0.5
         self.log_history: list[dict] = []
+        self.fit_stats: dict = {}  # merged into the run record (approaches.contract): the requested/resolved dtype
 
     def _build(self, n_labels: int, multi_label: bool) -> None:
         raise NotImplementedError
@@ -57,6 +59,7 @@ class FineTunedClassifier:
 
     def fit(self, task):
         self.labels, self.multi_label = task.labels, task.multi_label
+        self.fit_stats.update(dtype_record(self.cfg.dtype))  # warns when the dtype is emulated here
         self._build(task.n_labels, task.multi_label)
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
         data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
@@ -84,6 +87,7 @@ class FineTunedClassifier:
 def training_arguments(cfg, output_dir: str, **overrides):
     from transformers import TrainingArguments
 
+    dtype = resolve_dtype(getattr(cfg, "dtype", "float32"))
     args = dict(
         output_dir=output_dir, seed=cfg.seed, data_seed=cfg.seed, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
@@ -91,8 +95,9 @@ def training_arguments(cfg, output_dir: str, **overrides):
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, lr_scheduler_type="linear",
         logging_strategy="steps", logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none",
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        # bf16 autocast keeps float32 master weights for the adapters while matmuls run in bfloat16.
-        bf16=cfg.dtype == "bfloat16",
+        # Mixed precision follows the resolved dtype: autocast keeps float32 master weights for the adapters and
+        # the head while matmuls run in 16 bits; fp16 (with its loss scaling) only on a GPU.
+        bf16=dtype == "bfloat16", fp16=dtype == "float16" and torch.cuda.is_available(),
     )
     args.update(overrides)
     return TrainingArguments(**args)
