@@ -103,11 +103,24 @@ def training_arguments(cfg, output_dir: str, **overrides):
     return TrainingArguments(**args)
 
 
+def keep_placement(model) -> None:
+    """Trainer moves the model it is given with `.to(device)` unless the model says it is placed already
+    (`hf_device_map`, from `device_map` in `load_pretrained`) or bitsandbytes-quantized; a wrapper such as the
+    embedding head's PooledClassifier says neither, so it repeats what the model it wraps says: a 4-bit base must
+    never be moved with `.to()`."""
+    for module in model.modules():
+        for name in ("hf_device_map", "quantization_method"):
+            value = getattr(module, name, None)
+            if value is not None and getattr(model, name, None) is None:
+                setattr(model, name, value)
+
+
 def train_with_trainer(model, dataset, tokenizer, cfg, collator=None) -> list[dict]:
     """Train `model` (its forward returns a dict with 'loss') and return Trainer's log history (the loss curve)."""
     from transformers import DataCollatorWithPadding, Trainer
 
     collator = collator or DataCollatorWithPadding(tokenizer)
+    keep_placement(model)
     with tempfile.TemporaryDirectory(prefix="llmclf-trainer-") as out:
         trainer = Trainer(model=model, args=training_arguments(cfg, out), train_dataset=dataset,
                           data_collator=collator)
