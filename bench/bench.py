@@ -41,6 +41,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 N_LABELS = 5
+_recipe_model_holder: dict = {}  # the recipe's model, for counting non-embedding parameters
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -105,6 +106,7 @@ def recipe_inference(model_path: str, texts: list[str], max_length: int, batch_s
     model = AutoModelForSequenceClassification.from_pretrained(model_path, num_labels=N_LABELS,
                                                                dtype=torch.float32).eval()
     model.config.pad_token_id = tok.pad_token_id
+    _recipe_model_holder.setdefault("model", model)
 
     def run(sub=texts):
         with torch.no_grad():
@@ -258,7 +260,10 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     import warnings
 
+    from transformers.utils import logging as hf_logging
+
     warnings.filterwarnings("ignore")
+    hf_logging.disable_progress_bar()
 
     from llmclf.data.tasks import load_task
     from llmclf.models.hardware import cpu_has_native_bf16, resolve_dtype
@@ -271,68 +276,93 @@ def main(argv=None) -> int:
 
     tok = AutoTokenizer.from_pretrained(model_path)
     started = time.time()
-    peak = {"float32": matmul_peak(torch.float32, args.repeats), "bfloat16": matmul_peak(torch.bfloat16, args.repeats)}
-    print(f"matmul peak: float32 {peak['float32']:.1f} GFLOP/s, bfloat16 {peak['bfloat16']:.2f} GFLOP/s", flush=True)
     resolved = resolve_dtype("auto")
-    rows: list[dict] = []
-    n_params = None
+    emulated_bf16 = not cpu_has_native_bf16() and resolved != "bfloat16"
+    few = max(2, n_texts // 4)  # emulated bf16 is slow: fewer texts
 
-    def measure(name, kind, length, build, tokens_per_text=None, flops_factor=2, count=n_texts, group=None,
-                note=""):
-        nonlocal n_params
-        if group in skip:
-            return None
-        t0 = time.perf_counter()
-        model, fn = build()
-        load = time.perf_counter() - t0
-        if n_params is None and kind != "tfidf":
-            n_params = non_embedding_params(getattr(model, "net", None) and model.net.model or model)
-        warm = None
-        if kind == "inference":
-            warm = (lambda: fn(texts[:2]))
-        t, times = median_time(fn, args.repeats, warm)
-        row = {"name": name, "kind": kind, "max_length": length, "examples": count, "seconds": t,
-               "seconds_all": times, "examples_per_second": count / t, "load_seconds": load, "note": note}
-        if tokens_per_text is not None and n_params:
-            row["tokens_per_example"] = tokens_per_text
-            peak_dtype = "bfloat16" if resolved == "bfloat16" and "fp32" not in name else "float32"
-            row["mfu"] = flops_factor * n_params * tokens_per_text * count / t / (peak[peak_dtype] * 1e9)
-        rows.append(row)
-        recipe = next((r for r in rows if r["name"].startswith("recipe") and r["kind"] == kind
-                       and r["max_length"] == length), None)
-        if recipe and recipe is not row:
-            row["vs_recipe"] = row["examples_per_second"] / recipe["examples_per_second"]
-        print(f"  {name:<34} L={length:<4} {row['examples_per_second']:8.2f} ex/s"
-              + (f"  {row['vs_recipe']:.2f}x recipe" if "vs_recipe" in row else "")
-              + (f"  MFU {row['mfu']:.0%}" if "mfu" in row else "") + f"  (load {load:.1f}s)", flush=True)
-        del model
-        return row
-
+    # Every row is built first; then each round times every row once, so that a busy machine slows every row
+    # alike (the peak is measured in every round too), and each figure is the median over the rounds.
+    specs = []  # (name, kind, length, build, tokens per example, flops factor, examples, group, note)
     for L in lengths:
         toks = float(np.mean([min(len(tok(t)["input_ids"]), L) for t in texts]))
         toks_eos = float(np.mean([min(len(tok(t)["input_ids"]), L - 1) + 1 for t in texts]))
-        measure("recipe fp32 inference (batch 4)", "inference", L,
-                lambda: recipe_inference(model_path, texts, L), toks)
-        measure(f"llmclf head inference ({resolved})", "inference", L,
-                lambda: llmclf_head_inference(model_path, texts, L), toks_eos)
-        measure("llmclf head inference, 4-bit base", "inference", L,
-                lambda: llmclf_head_inference(model_path, texts, L, quantization="4bit"), toks_eos, group="4bit")
-        if not cpu_has_native_bf16() and resolved != "bfloat16":
-            measure("llmclf head inference, bf16 (emulated)", "inference", L,
-                    lambda: llmclf_head_inference(model_path, texts[: max(2, n_texts // 4)], L, dtype="bfloat16"),
-                    toks_eos, count=max(2, n_texts // 4), group="bf16")
-        measure("llmclf frozen embeddings (mean)", "inference", L, lambda: llmclf_frozen(model_path, texts, L), toks,
-                group="frozen")
-        if "instruction" not in skip:
+        toks_few = float(np.mean([min(len(tok(t)["input_ids"]), L - 1) + 1 for t in texts[:few]]))
+        specs += [
+            ("recipe fp32 inference (batch 4)", "inference", L, lambda L=L: recipe_inference(model_path, texts, L),
+             toks, 2, n_texts, None, ""),
+            (f"llmclf head inference ({resolved})", "inference", L,
+             lambda L=L: llmclf_head_inference(model_path, texts, L), toks_eos, 2, n_texts, None, ""),
+            ("llmclf head inference, 4-bit base", "inference", L,
+             lambda L=L: llmclf_head_inference(model_path, texts, L, quantization="4bit"), toks_eos, 2, n_texts,
+             "4bit", f"NF4, compute dtype {resolved}"),
+            ("llmclf head inference, bf16 (emulated)", "inference", L,
+             lambda L=L: llmclf_head_inference(model_path, texts[:few], L, dtype="bfloat16"), toks_few, 2, few,
+             "bf16" if emulated_bf16 else "skip", f"explicit dtype bfloat16, {few} texts"),
+            ("llmclf frozen embeddings (mean)", "inference", L, lambda L=L: llmclf_frozen(model_path, texts, L),
+             toks, 2, n_texts, "frozen", ""),
             # the prompt adds the instructions and the label list: the text keeps about L tokens
-            for mode in ("score", "generate"):
-                row = measure(f"llmclf instruction {mode}", "inference", L,
-                              lambda m=mode: llmclf_instruction(model_path, texts, L + 64, m, bbc.labels),
-                              None, group="instruction", note="max_length L+64 (prompt)")
-        measure("recipe fp32 training (Trainer, LoRA)", "training", L,
-                lambda: recipe_training(model_path, texts, L), toks, flops_factor=4, group="train")
-        measure(f"llmclf head training ({resolved})", "training", L,
-                lambda: llmclf_head_training(model_path, texts, L), toks_eos, flops_factor=4, group="train")
+            ("llmclf instruction score (5 labels)", "inference", L,
+             lambda L=L: llmclf_instruction(model_path, texts, L + 64, "score", bbc.labels), None, 2, n_texts,
+             "instruction", "zero-shot model, max_length L+64 (prompt)"),
+            ("llmclf instruction generate (<= 8 tokens)", "inference", L,
+             lambda L=L: llmclf_instruction(model_path, texts, L + 64, "generate", bbc.labels), None, 2, n_texts,
+             "instruction", "zero-shot model, max_length L+64 (prompt)"),
+            ("recipe fp32 training (Trainer, LoRA)", "training", L, lambda L=L: recipe_training(model_path, texts, L),
+             toks, 4, n_texts, "train", "batch 8"),
+            (f"llmclf head training ({resolved})", "training", L,
+             lambda L=L: llmclf_head_training(model_path, texts, L), toks_eos, 4, n_texts, "train", "batch 8"),
+        ]
+    specs = [s for s in specs if s[7] not in skip and s[7] != "skip"]
+    rows: list[dict] = []
+    peaks: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    n_params = None
+    for length in lengths:  # one length at a time: its models are held together, then freed
+        built = []
+        for name, kind, L, build, tokens, factor, count, group, note in specs:
+            if L != length:
+                continue
+            t0 = time.perf_counter()
+            model, fn = build()
+            load = time.perf_counter() - t0
+            if kind == "inference":
+                fn(texts[:2])  # warm-up: first-call costs (oneDNN, bitsandbytes) are not throughput
+            built.append(dict(name=name, kind=kind, max_length=L, fn=fn, tokens=tokens, factor=factor,
+                              count=count, note=note, load=load, times=[]))
+            del model
+            print(f"  built {name} L={L} ({load:.1f} s)", flush=True)
+        if n_params is None and "model" in _recipe_model_holder:
+            n_params = non_embedding_params(_recipe_model_holder["model"])
+        for r in range(args.repeats):
+            peaks["float32"].append(matmul_peak(torch.float32, 1))
+            peaks["bfloat16"].append(matmul_peak(torch.bfloat16, 1))
+            for row in built:
+                t0 = time.perf_counter()
+                row["fn"]()
+                row["times"].append(time.perf_counter() - t0)
+            print(f"  L={length} round {r + 1}/{args.repeats}: fp32 peak {peaks['float32'][-1]:.1f} GFLOP/s; ex/s "
+                  + ", ".join(f"{b['name']} {b['count'] / b['times'][-1]:.2f}" for b in built), flush=True)
+        for b in built:
+            t = statistics.median(b["times"])
+            rows.append({"name": b["name"], "kind": b["kind"], "max_length": b["max_length"], "examples": b["count"],
+                         "seconds": t, "seconds_all": b["times"], "examples_per_second": b["count"] / t,
+                         "load_seconds": b["load"], "note": b["note"], "tokens_per_example": b["tokens"],
+                         "flops_factor": b["factor"]})
+        built.clear()
+        _recipe_model_holder.clear()
+    peak = {k: statistics.median(v) for k, v in peaks.items()}
+    print(f"matmul peak (median of rounds): float32 {peak['float32']:.1f} GFLOP/s, bfloat16 {peak['bfloat16']:.2f}",
+          flush=True)
+    for row in rows:
+        if row["tokens_per_example"] is not None and n_params:
+            # against the peak of the dtype the row computes in
+            dtype = "bfloat16" if ("bf16" in row["name"] or "bfloat16" in row["name"]) else "float32"
+            row["mfu"] = (row["flops_factor"] * n_params * row["tokens_per_example"] * row["examples"]
+                          / row["seconds"] / (peak[dtype] * 1e9))
+            row["mfu_against"] = dtype
+        recipe = next((r for r in rows if r["name"].startswith("recipe") and r["kind"] == row["kind"]
+                       and r["max_length"] == row["max_length"]), None)
+        if recipe and recipe is not row:
+            row["vs_recipe"] = row["examples_per_second"] / recipe["examples_per_second"]
 
     if "tfidf" not in skip:
         from llmclf.approaches.tfidf import TfidfClassifier
@@ -340,16 +370,24 @@ def main(argv=None) -> int:
 
         task, source, distinct = tfidf_task(tfidf_docs, args.data_dir)
         clf = TfidfClassifier(BaselineConfig(baseline="tfidf"))
-        t, times = median_time(lambda: clf.fit(task), 1 if tfidf_docs >= 5000 else args.repeats)
+        cpu0 = time.process_time()
+        repeats = 1 if tfidf_docs >= 5000 else args.repeats
+        t, times = median_time(lambda: clf.fit(task), repeats)
+        cpu = (time.process_time() - cpu0) / repeats  # scikit-learn's solvers use one core: a quiet machine's wall
         acc = float((clf.predict_proba(task.validation.texts).argmax(1) == task.validation.y).mean())
         rows.append({"name": "TF-IDF + logistic regression fit", "kind": "tfidf", "max_length": None,
                      "examples": tfidf_docs, "seconds": t, "seconds_all": times,
                      "examples_per_second": tfidf_docs / t, "note": f"{source}, {distinct} distinct documents; "
                      f"validation accuracy {acc:.3f}, C={clf.selection.C:g}",
-                     "validation_accuracy": acc})
-        print(f"  TF-IDF fit on {tfidf_docs} docs: {t:.1f} s ({source}; val acc {acc:.3f})", flush=True)
+                     "validation_accuracy": acc, "cpu_seconds": cpu,
+                     "vectorize_seconds": clf.prediction_stats["feature_seconds"]["train_and_validation"],
+                     "n_features": clf.prediction_stats["linear_model"]["n_features"]})
+        rows[-1]["note"] += f"; {cpu:.1f} s of CPU time"
+        print(f"  TF-IDF fit on {tfidf_docs} docs: {t:.1f} s, {cpu:.1f} s CPU ({source}; val acc {acc:.3f})",
+              flush=True)
 
     peak_end = {"float32": matmul_peak(torch.float32, args.repeats)}
+    peak["float32_rounds"], peak["bfloat16_rounds"] = peaks["float32"], peaks["bfloat16"]
     result = {
         "cpu": cpu_name(), "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "threads": torch.get_num_threads(), "torch": torch.__version__, "cpu_capability":
