@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: env fetch study report test test-deps lab clean-runs
+.PHONY: env fetch study report test test-deps lab clean-runs bench bench-quick
 
 # The environment is made once; it is remade when pyproject.toml changes. torch is pinned and installed first,
 # so that pip takes the CPU wheel rather than the registry's newest build with gigabytes of CUDA packages.
@@ -38,6 +38,14 @@ test-deps: env
 
 test: env test-deps
 	$(PY) -m pytest tests notebooks --nbval-lax -q
+
+# Throughput against the authors' recipe (bench/bench.py; not part of the tests): a table, and JSON in bench/results/.
+# A few minutes on a 2-core CPU; bench-quick about one. Timings on a busy machine are noisy: read the ratios.
+bench: fetch
+	$(PY) bench/bench.py
+
+bench-quick: fetch
+	$(PY) bench/bench.py --quick
 
 lab: env
 	$(VENV)/bin/jupyter lab notebooks

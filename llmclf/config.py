@@ -283,7 +283,7 @@ def check_threshold(value) -> str:
 # papermill starts kernels with these: the kernel's "running over TCP without encryption" warning is not shown
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # package data: found wherever llmclf is installed
-DTYPES = ("float32", "bfloat16")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass
@@ -298,7 +298,11 @@ class LoraParams(Config):
                                            "Module names that get adapters; ['all-linear'] for every linear layer.")
     quantization: str = param("none", "Quantization of the frozen base (bitsandbytes); 4bit is NF4 (QLoRA).",
                               choices=QUANTIZATIONS)
-    dtype: str = param("float32", "Compute dtype of the base model.", choices=DTYPES)
+    dtype: str = param("auto", "Compute dtype of the base model (and of a 4-bit base's matmuls): auto is bfloat16 "
+                       "where the hardware runs it natively (a GPU with bf16; a CPU with AMX or AVX512_BF16), "
+                       "float16 on a GPU without bf16, float32 on any other CPU (where bf16 is emulated and "
+                       "several times slower). The record keeps the requested and the resolved dtype.",
+                       choices=DTYPES)
 
     def validate(self):
         super().validate()

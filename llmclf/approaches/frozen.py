@@ -159,6 +159,10 @@ class FrozenEmbeddingClassifier:
             raise ConfigError(f"pooling='last' reads a causal LM's final token; {model_path} is an encoder "
                               f"({config.model_type}), whose last token is [SEP]: use pooling='mean'")
         self.append_eos = cfg.append_eos and self.causal
+        from ..models.hardware import dtype_record
+
+        self.fit_stats = dtype_record(cfg.dtype)  # the record's requested and resolved dtype; warns if emulated
+        self.dtype = self.fit_stats["resolved_dtype"]  # the cache key: 'auto' is float32 here, bf16 elsewhere
 
     def _load(self):
         from transformers import AutoModel
@@ -178,7 +182,7 @@ class FrozenEmbeddingClassifier:
         """Embeddings of `texts`, from the cache or computed (then cached); `name` labels the cache record."""
         cfg = self.cfg
         start = time.perf_counter()
-        key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, cfg.dtype, texts, cfg.quantization,
+        key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, self.dtype, texts, cfg.quantization,
                             self.append_eos)
         cached = load_embeddings(key, len(texts))
         if cached is not None:
@@ -192,7 +196,7 @@ class FrozenEmbeddingClassifier:
                                      max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
                                      append_token=self.append_token, phase=f"embed {name}")
             save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
-                                              "max_length": cfg.max_length, "dtype": cfg.dtype,
+                                              "max_length": cfg.max_length, "dtype": self.dtype,
                                               "quantization": cfg.quantization, "append_eos": self.append_eos,
                                               "n_texts": len(texts), "model_params": self._model_params})
             self.embedding_cache[name] = "miss"

@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from ..config import ConfigError, InstructionConfig
+from ..models.hardware import dtype_record, resolve_dtype
 from ..models.loading import count_parameters, load_pretrained, load_tokenizer, model_checksum, wrap_lora
 from .batching import length_batches
 from .prompts import PromptBuilder, parse_answer
@@ -310,6 +311,7 @@ class InstructionClassifier:
     def training_key(self, task) -> str:
         """Hash of everything the trained adapter depends on (not what only changes predictions)."""
         params = {k: v for k, v in self.cfg.to_dict().items() if k not in PREDICTION_ONLY_PARAMS}
+        params["dtype"] = resolve_dtype(self.cfg.dtype)  # 'auto' trains in bf16 on one machine, fp32 on another
         train = task.train
         data = hashlib.sha256(json.dumps([task.labels, task.multi_label, train.ids, train.texts, train.y.tolist()],
                                          default=str).encode()).hexdigest()
@@ -319,6 +321,7 @@ class InstructionClassifier:
 
     def fit(self, task) -> "InstructionClassifier":
         start = time.perf_counter()
+        self.fit_stats.update(dtype_record(self.cfg.dtype))
         self._build(task)
         self.phase_seconds = {"load": time.perf_counter() - start}
         if not self.cfg.zero_shot:

@@ -8,6 +8,7 @@ import time
 import numpy as np
 import torch
 
+from ..models.hardware import dtype_record, resolve_dtype
 from .batching import encode, encode_batch, length_batches, token_budget
 
 
@@ -47,6 +48,7 @@ class FineTunedClassifier:
         self.log_history: list[dict] = []
         self.phase_seconds: dict[str, float] = {}  # load / validation inside fit (approaches.contract)
         self.validation_proba: np.ndarray | None = None
+        self.fit_stats: dict = {}  # merged into the run record (approaches.contract): the requested/resolved dtype
 
     def _build(self, n_labels: int, multi_label: bool) -> None:
         raise NotImplementedError
@@ -61,6 +63,7 @@ class FineTunedClassifier:
     def fit(self, task):
         self.labels, self.multi_label = task.labels, task.multi_label
         start = time.perf_counter()
+        self.fit_stats.update(dtype_record(self.cfg.dtype))  # warns when the dtype is emulated here
         self._build(task.n_labels, task.multi_label)
         self.phase_seconds = {"load": time.perf_counter() - start}
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
@@ -129,6 +132,7 @@ class WeightedLoss(torch.nn.Module):
 def training_arguments(cfg, output_dir: str, **overrides):
     from transformers import TrainingArguments
 
+    dtype = resolve_dtype(getattr(cfg, "dtype", "float32"))
     args = dict(
         output_dir=output_dir, seed=cfg.seed, data_seed=cfg.seed, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
@@ -136,8 +140,9 @@ def training_arguments(cfg, output_dir: str, **overrides):
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, lr_scheduler_type="linear",
         logging_strategy="steps", logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none",
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        # bf16 autocast keeps float32 master weights for the adapters while matmuls run in bfloat16.
-        bf16=cfg.dtype == "bfloat16",
+        # Mixed precision follows the resolved dtype: autocast keeps float32 master weights for the adapters and
+        # the head while matmuls run in 16 bits; fp16 (with its loss scaling) only on a GPU.
+        bf16=dtype == "bfloat16", fp16=dtype == "float16" and torch.cuda.is_available(),
     )
     args.update(overrides)
     return TrainingArguments(**args)
@@ -166,11 +171,24 @@ def progress_callback(run_dir: str | None = None):
     return ProgressCallback()
 
 
+def keep_placement(model) -> None:
+    """Trainer moves the model it is given with `.to(device)` unless the model says it is placed already
+    (`hf_device_map`, from `device_map` in `load_pretrained`) or bitsandbytes-quantized; a wrapper such as the
+    embedding head's PooledClassifier says neither, so it repeats what the model it wraps says: a 4-bit base must
+    never be moved with `.to()`."""
+    for module in model.modules():
+        for name in ("hf_device_map", "quantization_method"):
+            value = getattr(module, name, None)
+            if value is not None and getattr(model, name, None) is None:
+                setattr(model, name, value)
+
+
 def train_with_trainer(model, dataset, tokenizer, cfg, collator=None) -> list[dict]:
     """Train `model` (its forward returns a dict with 'loss') and return Trainer's log history (the loss curve)."""
     from transformers import DataCollatorWithPadding, Trainer
 
     collator = collator or DataCollatorWithPadding(tokenizer)
+    keep_placement(model)
     with tempfile.TemporaryDirectory(prefix="llmclf-trainer-") as out:
         trainer = Trainer(model=model, args=training_arguments(cfg, out), train_dataset=dataset,
                           data_collator=collator, callbacks=[progress_callback(getattr(cfg, "run_dir", "") or None)])

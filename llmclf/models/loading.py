@@ -9,13 +9,17 @@ from __future__ import annotations
 import torch
 
 from ..config import DTYPES, ConfigError
+from .hardware import resolve_dtype
 
-TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES}
+# concrete dtypes only: 'auto' is resolved for the hardware first (models.hardware.resolve_dtype)
+TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES if name != "auto"}
 
 
 def quantization_config(quantization: str, dtype: str):
+    """bitsandbytes settings; a 4-bit base computes in `dtype` (resolved: 'auto' follows the hardware too)."""
     from transformers import BitsAndBytesConfig
 
+    dtype = resolve_dtype(dtype)
     if quantization == "none":
         return None
     if quantization == "4bit":
@@ -26,9 +30,14 @@ def quantization_config(quantization: str, dtype: str):
     raise ValueError(f"quantization must be one of none, 8bit, 4bit; got {quantization!r}")
 
 
-def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype: str = "float32",
+def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype: str = "auto",
                     trust_remote_code: bool = False, **kwargs):
-    """`auto_class.from_pretrained` with the study's quantization and dtype; safetensors only (no pickles)."""
+    """`auto_class.from_pretrained` with the study's quantization and dtype; safetensors only (no pickles).
+
+    `dtype` 'auto' is resolved here for the hardware (transformers' own 'auto', the checkpoint's dtype, is not
+    what it means). On a GPU the model is placed with `device_map` (a quantized model cannot be moved with .to()).
+    Attention is transformers' default, PyTorch's scaled_dot_product_attention where the architecture has it."""
+    dtype = resolve_dtype(dtype)
     qconfig = quantization_config(quantization, dtype)
     extra = {"quantization_config": qconfig} if qconfig is not None else {}
     if torch.cuda.is_available():
