@@ -21,6 +21,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dry-run", action="store_true", help="expand and validate, list the runs, run nothing")
     p.add_argument("--by-seed", action="store_true",
                    help="run every configuration's first seed before any second seed")
+    # issue 13: parallel runs on a Dask cluster
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run N runs at once on a local Dask cluster (N worker processes, one thread each)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="submit the runs to an existing Dask cluster (e.g. tcp://host:8786, dask-jobqueue on SLURM); "
+                        "the runs folder must be on a filesystem its workers share")
+    p.add_argument("--gpus-per-run", type=int, metavar="K",
+                   help="each run holds K units of the workers' GPU resource; its kernel sees those devices "
+                        "(CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--retries", type=int, default=1,
+                   help="with --workers/--scheduler: times a run whose worker died is run again (default 1)")
 
     p = sub.add_parser("report", help="render reports/<study>/index.html from the study's records")
     p.add_argument("study", help="study name (the params file's stem)")
@@ -57,7 +68,20 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from .study.runner import run_study
 
-            outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed)
+            executor = None
+            if args.workers is not None or args.scheduler is not None:  # issue 13
+                from .study.executors import DaskExecutor
+
+                if args.workers is not None and args.scheduler is not None:
+                    raise ConfigError("give --workers (a local cluster) or --scheduler (an existing one), not both")
+                executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler,
+                                        gpus_per_run=args.gpus_per_run, retries=args.retries)
+            elif args.gpus_per_run is not None:
+                raise ConfigError("--gpus-per-run needs --workers or --scheduler")
+            outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed,
+                                 executor=executor)
+            if any(o.status in ("interrupted", "cancelled") for o in outcomes):
+                return 130
             return 1 if any(o.status == "failed" for o in outcomes) else 0
         if args.command == "report":
             from .analysis.report import render_report
