@@ -398,6 +398,15 @@ def _remove_stale_builds(root: Path, name: str) -> None:
 
 def fetch(name: str, *, progress: bool = True) -> Path:
     """Return the built folder for artifact `name`, downloading and building it on first use."""
+    if (cache_dir() / name).is_dir():
+        return _fetch(name, progress=progress)
+    from .locking import build_lock
+
+    with build_lock(cache_dir() / name):  # runs side by side (issue 13): one builds, the others wait and load
+        return _fetch(name, progress=progress)
+
+
+def _fetch(name: str, *, progress: bool = True) -> Path:
     art = _artifact(name)
     root = cache_dir()
     final = root / name
