@@ -1,0 +1,170 @@
+"""Studies on a local Dask cluster (loopback only), two `llmclf run` of one study at once, a worker killed mid-run,
+Ctrl-C: the same records as a sequential run, each run executed once, nothing recorded as done that did not finish.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from llmclf.study.record import read_record
+from llmclf.study.runner import order_runs, run_study
+from llmclf.study.spec import RunSpec
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory, tiny_llama, tiny_csv):
+    """A tiny study of two runs: frozen embeddings of the tiny Llama, and TF-IDF."""
+    root = tmp_path_factory.mktemp("parallel")
+    (root / "tiny.yaml").write_text(f"""
+defaults: {{dataset: "{tiny_csv / 'single.csv'}", max_length: 32}}
+runs:
+  - notebook: 30_baselines
+    label: frozen
+    params: {{baseline: frozen, model: "{tiny_llama}", pooling: last}}
+  - notebook: 30_baselines
+    label: tfidf
+    params: {{baseline: tfidf}}
+""")
+    return root / "tiny.yaml"
+
+
+def env_for(runs_root: Path) -> dict:
+    # a cache of its own (frozen embeddings): every execution computes its records rather than reading another's
+    return {**ENV, "LLMCLF_CACHE": str(runs_root.parent / f"{runs_root.name}-cache")}
+
+
+def cli(study, runs_root, *args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "llmclf.cli", "run", str(study), "--runs-root", str(runs_root),
+                             *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env=env_for(runs_root), **kw)
+
+
+@pytest.fixture(scope="module")
+def concurrent(study):
+    """Two sequential `llmclf run` of the study at once, into one runs folder: the reference records."""
+    runs_root = study.parent / "concurrent"
+    procs = [cli(study, runs_root) for _ in range(2)]
+    outputs = [p.communicate(timeout=300)[0] for p in procs]
+    return runs_root / "tiny", procs, outputs
+
+
+def run_dirs(runs):
+    return sorted(p for p in runs.iterdir() if p.is_dir() and not p.name.startswith("_"))
+
+
+def predictions(run_dir):
+    return pd.read_parquet(run_dir / "predictions.parquet")
+
+
+def assert_same_records(runs, reference):
+    assert [d.name for d in run_dirs(runs)] == [d.name for d in run_dirs(reference)]
+    for run_dir in run_dirs(runs):
+        mine, ref = read_record(run_dir), read_record(reference / run_dir.name)
+        assert mine["status"] == ref["status"] == "done"
+        assert mine["metrics"] == ref["metrics"]
+        pd.testing.assert_frame_equal(predictions(run_dir), predictions(reference / run_dir.name))
+
+
+def summary_counts(output):
+    line = next(l for l in output.splitlines() if re.match(r"study \w+: \d+ done", l))
+    return {k: int(n) for n, k in re.findall(r"(\d+) (done|skipped|failed|retried|interrupted)", line)}, line
+
+
+def test_two_concurrent_runs_of_one_study_execute_each_run_once(concurrent):
+    runs, procs, outputs = concurrent
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    counts = [summary_counts(out)[0] for out in outputs]
+    # every run executed by exactly one of them; the other skipped it (locked, or already done when it got there)
+    assert sum(c["done"] for c in counts) == 2, outputs
+    pids = {p.pid for p in procs}
+    for run_dir in run_dirs(runs):
+        record = read_record(run_dir)
+        assert record["status"] == "done" and record["ran_on"]["pid"] in pids
+        assert "previous_attempts" not in record and not list(run_dir.glob("notebook.attempt-*"))
+        assert not list(run_dir.glob("lock*"))
+
+
+def test_a_local_cluster_of_two_workers_records_what_a_sequential_run_does(study, concurrent, monkeypatch):
+    from llmclf.study.executors import DaskExecutor
+
+    runs_root = study.parent / "dask"
+    monkeypatch.setenv("LLMCLF_CACHE", env_for(runs_root)["LLMCLF_CACHE"])  # the workers inherit it
+    outcomes = run_study(study, runs_root, executor=DaskExecutor(workers=2, dashboard_address=None,
+                                                                 poll_seconds=0.5))
+    assert [o.status for o in outcomes] == ["done", "done"]
+    assert_same_records(runs_root / "tiny", concurrent[0])
+    for run_dir in run_dirs(runs_root / "tiny"):
+        ran_on = read_record(run_dir)["ran_on"]
+        assert ran_on["worker"].startswith("tcp://127.0.0.1:") and ran_on["pid"] != os.getpid()
+        assert {p.name for p in run_dir.iterdir()} == {p.name for p in (concurrent[0] / run_dir.name).iterdir()}
+    assert {o.status for o in run_study(study, runs_root)} == {"skipped"}  # a rerun skips what is done
+
+
+def test_a_worker_killed_mid_run_is_retried_and_the_study_completes(study, concurrent):
+    runs_root = study.parent / "killed"
+    proc = cli(study, runs_root, "--workers", "2", "--retries", "1")
+    victim = None
+    deadline = time.time() + 120
+    while victim is None and time.time() < deadline and proc.poll() is None:
+        for run_dir in (runs_root / "tiny").glob("*"):
+            info = json.loads((run_dir / "lock.json").read_text()) if (run_dir / "lock.json").exists() else None
+            if info and info.get("worker") and (run_dir / "notebook.ipynb").exists():  # papermill has started
+                victim = run_dir, info["pid"]
+                break
+        time.sleep(0.1)
+    assert victim, "no run was seen running on a worker"
+    os.kill(victim[1], signal.SIGKILL)
+    output = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 0, output
+    counts, line = summary_counts(output)
+    assert (counts["done"], counts["failed"], counts["retried"]) == (2, 0, 1), line
+    record = read_record(victim[0])
+    (attempt,) = record["previous_attempts"]
+    assert attempt["pid"] == victim[1] and record["ran_on"]["pid"] != victim[1]
+    assert (victim[0] / attempt["partial_notebook"]).exists()  # the killed attempt's partial notebook is kept
+    assert_same_records(runs_root / "tiny", concurrent[0])
+
+
+def test_ctrl_c_records_the_run_in_flight_as_interrupted(study):
+    runs = study.parent / "interrupted" / "tiny"
+    proc = cli(study, runs.parent, start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/notebook.ipynb")):
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does: the whole foreground group
+    output = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, output
+    records = [read_record(d) for d in run_dirs(runs)]
+    assert [r["status"] for r in records if r] == ["interrupted"], output  # the other run never started
+    assert not list(runs.glob("*/lock*"))
+    assert "1 interrupted, 1 not started" in output
+
+
+def test_data_explorations_go_first_and_by_seed_keeps_its_meaning():
+    def spec(notebook, seed, label):
+        return RunSpec("s", notebook, {"seed": seed} if seed is not None else {}, label)
+
+    specs = [spec("10_embedding_head", 0, "a"), spec("10_embedding_head", 1, "a"), spec("30_baselines", 0, "b"),
+             spec("30_baselines", 1, "b"), spec("00_data", None, "data")]
+    assert [s.label for s in order_runs(specs)] == ["data", "a", "a", "b", "b"]
+    assert [(s.label, s.params.get("seed")) for s in order_runs(specs, by_seed=True)] == [
+        ("data", None), ("a", 0), ("b", 0), ("a", 1), ("b", 1)]
+
+
+def test_a_runs_folder_the_workers_do_not_share_is_refused(tmp_path):
+    from llmclf.study.executors import _probe_folder
+
+    assert "not a shared filesystem" in _probe_folder(str(tmp_path), "no-such-token")
+    (tmp_path / ".probe-t").write_text("client")
+    assert _probe_folder(str(tmp_path), "t") is None
