@@ -100,13 +100,16 @@ def test_a_local_cluster_of_two_workers_records_what_a_sequential_run_does(study
 
     runs_root = study.parent / "dask"
     monkeypatch.setenv("LLMCLF_CACHE", env_for(runs_root)["LLMCLF_CACHE"])  # the workers inherit it
-    outcomes = run_study(study, runs_root, executor=DaskExecutor(workers=2, dashboard_address=None,
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    # one "GPU" a run: the resource and the devices' variable work alike on a machine without any
+    outcomes = run_study(study, runs_root, executor=DaskExecutor(workers=2, gpus_per_run=1, dashboard_address=None,
                                                                  poll_seconds=0.5))
     assert [o.status for o in outcomes] == ["done", "done"]
     assert_same_records(runs_root / "tiny", concurrent[0])
     for run_dir in run_dirs(runs_root / "tiny"):
         ran_on = read_record(run_dir)["ran_on"]
         assert ran_on["worker"].startswith("tcp://127.0.0.1:") and ran_on["pid"] != os.getpid()
+        assert ran_on["cuda_visible_devices"] in {"0", "1"}
         assert {p.name for p in run_dir.iterdir()} == {p.name for p in (concurrent[0] / run_dir.name).iterdir()}
     assert {o.status for o in run_study(study, runs_root)} == {"skipped"}  # a rerun skips what is done
 
@@ -168,3 +171,16 @@ def test_a_runs_folder_the_workers_do_not_share_is_refused(tmp_path):
     assert "not a shared filesystem" in _probe_folder(str(tmp_path), "no-such-token")
     (tmp_path / ".probe-t").write_text("client")
     assert _probe_folder(str(tmp_path), "t") is None
+
+
+def test_gpus_are_dealt_to_local_workers(monkeypatch):
+    from llmclf.config import ConfigError
+    from llmclf.study.executors import DaskExecutor
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert DaskExecutor(workers=2, gpus_per_run=2)._devices_by_worker() == {"0": "0,1", "1": "2,3"}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5,6")
+    assert DaskExecutor(workers=3, gpus_per_run=1)._devices_by_worker() == {"0": "3", "1": "5", "2": "6"}
+    with pytest.raises(ConfigError, match="need 4 devices"):
+        DaskExecutor(workers=2, gpus_per_run=2)._devices_by_worker()
+    assert DaskExecutor(workers=2)._devices_by_worker() is None

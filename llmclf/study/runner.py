@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,12 +77,18 @@ def settle(spec: RunSpec, runs_root: Path, status: str, reason: str, holder_gone
         if _is_done(run_dir):
             return RunOutcome(spec, "done")
         if not claim.previous:  # nobody had started it
-            return RunOutcome(spec, "cancelled")
-        attempts = _keep_partial_notebooks(run_dir, claim.previous_attempts)
-        last = attempts[-1]
-        error = f"{reason} (it ran as {describe_holder(last)})"
-        _write_stopped(run_dir, spec, status, error, {"ran_on": last, "previous_attempts": attempts})
-        return RunOutcome(spec, status, error=error, attempt=len(attempts))
+            cancelled = True
+        else:
+            cancelled = False
+            attempts = _keep_partial_notebooks(run_dir, claim.previous_attempts, rename=False)
+            last = attempts[-1]
+            error = f"{reason} (it ran as {describe_holder(last)})"
+            _write_stopped(run_dir, spec, status, error, {"ran_on": last, "previous_attempts": attempts})
+    if cancelled:
+        with suppress(OSError):
+            run_dir.rmdir()  # the claim's empty folder: nothing ran
+        return RunOutcome(spec, "cancelled")
+    return RunOutcome(spec, status, error=error, attempt=len(attempts))
 
 
 def _is_done(run_dir: Path) -> bool:
@@ -92,12 +99,15 @@ def _is_done(run_dir: Path) -> bool:
     return bool(record) and record.get("status") == "done"
 
 
-def _keep_partial_notebooks(run_dir: Path, attempts: list[dict]) -> list[dict]:
-    """The notebook of the last attempt that died is renamed notebook.attempt-<n>.ipynb; attempts name theirs."""
+def _keep_partial_notebooks(run_dir: Path, attempts: list[dict], rename: bool = True) -> list[dict]:
+    """Before a new attempt, the partial notebook of the last one that died becomes notebook.attempt-<n>.ipynb
+    (`rename`; otherwise it stays notebook.ipynb, as a failed run's does); each attempt names its notebook."""
     out = []
     for n, attempt in enumerate(attempts, 1):
         name = f"notebook.attempt-{n}.ipynb"
-        if n == len(attempts) and (run_dir / NOTEBOOK_FILE).exists() and not (run_dir / name).exists():
+        if n == len(attempts) and not rename:
+            name = NOTEBOOK_FILE
+        elif n == len(attempts) and (run_dir / NOTEBOOK_FILE).exists() and not (run_dir / name).exists():
             (run_dir / NOTEBOOK_FILE).rename(run_dir / name)
         out.append({**attempt, "ended": "its process died before the run finished",
                     "partial_notebook": name if (run_dir / name).exists() else None})
