@@ -173,12 +173,13 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
               only: str | None = None, by_seed: bool = False, executor=None) -> list[RunOutcome]:
     """Execute every run of a study. `by_seed`: every configuration's first seed before any second seed, so that
     a long study stopped early still has every configuration. `executor`: where the runs execute (study.executors;
-    default: one after another in this process)."""
+    default: one after another in this process). The outcomes come back in the study file's order."""
     from .executors import SequentialExecutor, StudyProgress  # issue 13
 
     specs = load_study(study_file)  # every run validated before the first starts
     if only:
         specs = [s for s in specs if only in s.run_id or only in s.label]
+    position = {s.run_id: i for i, s in enumerate(specs)}
     specs = order_runs(specs, by_seed)
     runs_root = Path(runs_root)
     study = specs[0].study if specs else "?"
@@ -191,6 +192,7 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
         outcomes = skipped + (executor or SequentialExecutor()).run(to_run, runs_root, kernel_name, progress)
     finally:
         progress.close()
+    outcomes.sort(key=lambda o: position[o.spec.run_id])  # the study file's order, however they ran
     counts = {s: sum(o.status == s for o in outcomes)
               for s in ("done", "skipped", "failed", "locked", "interrupted", "cancelled")}
     retried = sum(o.attempt > 1 for o in outcomes)
