@@ -232,9 +232,13 @@ def _running_now(specs: list[RunSpec], runs_root: Path) -> dict[str, str]:
 
 
 def _print_dashboard(client, progress: StudyProgress) -> None:
+    import importlib.util
+
     services = client.scheduler_info().get("services", {})
     if "dashboard" in services:
-        progress.write(f"Dask dashboard: {client.dashboard_link}")
+        # the pages need bokeh where the scheduler runs; without it the address serves no dashboard
+        note = "" if importlib.util.find_spec("bokeh") else " (its pages need bokeh installed with the scheduler)"
+        progress.write(f"Dask dashboard: {client.dashboard_link}{note}")
     progress.write(f"Dask scheduler {client.scheduler.address}: "
                    f"{len(client.scheduler_info()['workers'])} worker(s)")
 
