@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from ..config import ConfigError
 from .locks import read_lock_info
+from .record import read_record
 from .runner import RunOutcome, execute, run_dir_for, settle
 from .spec import RunSpec
 
@@ -65,17 +66,19 @@ class SequentialExecutor:
     def run(self, specs: list[RunSpec], runs_root: Path, kernel_name: str | None,
             progress: StudyProgress) -> list[RunOutcome]:
         outcomes: list[RunOutcome] = []
-        for i, spec in enumerate(specs):
-            progress.running({spec.run_id: socket.gethostname()})
-            try:
-                outcome = execute(spec, runs_root, kernel_name)
-            except KeyboardInterrupt:
-                progress.write("interrupted: the run in flight is recorded as interrupted; no other run starts")
-                outcomes.append(RunOutcome(spec, "interrupted", error="KeyboardInterrupt"))
-                outcomes += [RunOutcome(s, "cancelled") for s in specs[i + 1:]]
-                return outcomes
-            outcomes.append(outcome)
-            progress.done(outcome)
+        try:
+            for spec in specs:
+                progress.running({spec.run_id: socket.gethostname()})
+                outcomes.append(execute(spec, runs_root, kernel_name))
+                progress.done(outcomes[-1])
+        except KeyboardInterrupt:
+            progress.write("interrupted: the run in flight is recorded as interrupted; no other run starts")
+            finished = {o.spec.run_id for o in outcomes}
+            rest = [s for s in specs if s.run_id not in finished]
+            if rest and (read_record(run_dir_for(rest[0], runs_root)) or {}).get("status") == "interrupted":
+                outcomes.append(RunOutcome(rest[0], "interrupted", error="KeyboardInterrupt"))
+                rest = rest[1:]
+            outcomes += [RunOutcome(s, "cancelled") for s in rest]
         return outcomes
 
 
