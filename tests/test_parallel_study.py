@@ -165,14 +165,6 @@ def test_data_explorations_go_first_and_by_seed_keeps_its_meaning():
         ("data", None), ("a", 0), ("b", 0), ("a", 1), ("b", 1)]
 
 
-def test_a_runs_folder_the_workers_do_not_share_is_refused(tmp_path):
-    from llmclf.study.executors import _probe_folder
-
-    assert "not a shared filesystem" in _probe_folder(str(tmp_path), "no-such-token")
-    (tmp_path / ".probe-t").write_text("client")
-    assert _probe_folder(str(tmp_path), "t") is None
-
-
 def test_gpus_are_dealt_to_local_workers(monkeypatch):
     from llmclf.config import ConfigError
     from llmclf.study.executors import DaskExecutor
@@ -184,3 +176,18 @@ def test_gpus_are_dealt_to_local_workers(monkeypatch):
     with pytest.raises(ConfigError, match="need 4 devices"):
         DaskExecutor(workers=2, gpus_per_run=2)._devices_by_worker()
     assert DaskExecutor(workers=2)._devices_by_worker() is None
+
+
+def test_a_worker_that_does_not_share_the_runs_folder_stops_the_study_before_it_starts(tmp_path):
+    from llmclf.config import ConfigError
+    from llmclf.study.executors import _probe_folder, check_shared_folder
+
+    class Client:  # two workers: one sees the client's folder, one has a folder of its own by the same name
+        def run(self, fn, folder, token):
+            return {"tcp://a:1": fn(folder, token), "tcp://b:1": fn(str(tmp_path / "elsewhere"), token)}
+
+    (tmp_path / "elsewhere").mkdir()
+    with pytest.raises(ConfigError, match=r"(?s)every Dask worker shares.*tcp://b:1: does not see"):
+        check_shared_folder(Client(), tmp_path / "runs" / "study")
+    assert not list((tmp_path / "runs" / "study").iterdir())  # the probe cleaned up after itself
+    assert _probe_folder(str(tmp_path), "no-such-token").startswith("does not see")
