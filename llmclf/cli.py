@@ -60,7 +60,9 @@ def main(argv: list[str] | None = None) -> int:
             from .study.spec import load_study
 
             if args.dry_run:
-                specs = load_study(args.study_file)
+                from .study.runner import order_runs
+
+                specs = order_runs(load_study(args.study_file), args.by_seed)  # in the order they would start
                 for s in specs:
                     task = s.task or s.params.get("dataset", "")
                     print(f"{s.run_id}  seed {s.params.get('seed', '-')!s:3}  {task:22s}  {s.label}")
