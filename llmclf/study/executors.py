@@ -36,12 +36,19 @@ class StudyProgress:
         self.total = total
         note = f" ({already_done} already done)" if already_done else ""
         self.bar = tqdm(total=total, desc=f"study {study}{note}", unit="run")
+        self._postfix = None
+        self._live = bool(getattr(self.bar.fp, "isatty", lambda: False)())
 
     def running(self, where: dict[str, str]) -> None:
         """`where`: run id -> host of the runs executing now."""
         shown = ", ".join(f"{rid[-12:]}@{host}" for rid, host in list(where.items())[:4])
         more = f" +{len(where) - 4}" if len(where) > 4 else ""
-        self.bar.set_postfix_str(f"running {len(where)}: {shown}{more} | failed {self.failed}", refresh=True)
+        text = f"running {len(where)}: {shown}{more} | failed {self.failed}"
+        if text != self._postfix:
+            self._postfix = text
+            self.bar.set_postfix_str(text, refresh=True)
+        elif self._live:
+            self.bar.refresh()  # a terminal: let elapsed time tick; a log gets a line only when something changed
 
     def done(self, o: RunOutcome) -> None:
         self.finished += 1
