@@ -191,3 +191,28 @@ def test_a_worker_that_does_not_share_the_runs_folder_stops_the_study_before_it_
         check_shared_folder(Client(), tmp_path / "runs" / "study")
     assert not list((tmp_path / "runs" / "study").iterdir())  # the probe cleaned up after itself
     assert _probe_folder(str(tmp_path), "no-such-token").startswith("does not see")
+
+
+def test_runs_side_by_side_train_a_shared_instruction_adapter_once(tmp_path, tiny_csv, monkeypatch):
+    from llmclf.models.registry import tiny_causal_lm
+    from llmclf.study.executors import DaskExecutor
+
+    from conftest import TOPICS
+
+    model = tiny_causal_lm(tmp_path / "label-llama", words=" ".join(TOPICS.values()).split() + sorted(TOPICS))
+    study = tmp_path / "adapters.yaml"
+    study.write_text(f"""
+defaults: {{dataset: "{tiny_csv / 'single.csv'}", max_length: 64, model: "{model}"}}
+runs:
+  - notebook: 20_instruction_tuning
+    params: {{epochs: 1.0, max_new_tokens: 4}}
+    grid: {{predict_mode: [generate, score]}}
+""")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # tiny models gain nothing from threads on a busy machine
+    outcomes = run_study(study, tmp_path / "runs", executor=DaskExecutor(workers=2, dashboard_address=None,
+                                                                         poll_seconds=0.5))
+    assert [o.status for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
+    records = [read_record(tmp_path / "runs" / "adapters" / o.spec.run_id) for o in outcomes]
+    assert len({r["ran_on"]["worker"] for r in records}) == 2  # side by side, on both workers
+    assert sorted(bool(r.get("adapter_reused")) for r in records) == [False, True]  # one trained, one waited
+    assert records[0]["adapter_key"] == records[1]["adapter_key"]
