@@ -216,3 +216,23 @@ runs:
     assert len({r["ran_on"]["worker"] for r in records}) == 2  # side by side, on both workers
     assert sorted(bool(r.get("adapter_reused")) for r in records) == [False, True]  # one trained, one waited
     assert records[0]["adapter_key"] == records[1]["adapter_key"]
+
+
+def test_a_study_process_killed_mid_run_leaves_a_record_saying_so_and_a_rerun_takes_over(study):
+    runs = study.parent / "killed-study" / "tiny"
+    proc = cli(study, runs.parent)
+    deadline = time.time() + 120
+    while time.time() < deadline and not list(runs.glob("*/notebook.ipynb")):
+        time.sleep(0.1)
+    proc.kill()  # kill -9 of `llmclf run` itself: nothing of it can clean up
+    proc.wait()
+    (run_dir,) = [d for d in run_dirs(runs) if (d / "notebook.ipynb").exists()]
+    record = read_record(run_dir)
+    assert record["status"] == "running" and record["ran_on"]["pid"] == proc.pid  # not done, and where it ran
+    assert (run_dir / "lock").exists() and json.loads((run_dir / "lock.json").read_text())["pid"] == proc.pid
+    rerun = run_study(study, runs.parent, only=run_dir.name)  # the dead process's lock is taken over
+    assert [o.status for o in rerun] == ["done"]
+    record = read_record(run_dir)
+    (attempt,) = record["previous_attempts"]
+    assert attempt["pid"] == proc.pid and (run_dir / attempt["partial_notebook"]).exists()
+    assert not (run_dir / "lock").exists()

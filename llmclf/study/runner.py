@@ -117,7 +117,8 @@ def _keep_partial_notebooks(run_dir: Path, attempts: list[dict], rename: bool = 
 def _write_stopped(run_dir: Path, spec: RunSpec, status: str, error: str, extra: dict) -> None:
     write_json_atomic(run_dir / RECORD_FILE, {
         "status": status, "study": spec.study, "run_id": spec.run_id, "label": spec.label,
-        "notebook": spec.notebook, "params": spec.params, "finished_at": now(), "error": error, **extra,
+        "notebook": spec.notebook, "params": spec.params, **({} if status == "running" else {"finished_at": now()}),
+        "error": error, **extra,
         "partial_notebook": NOTEBOOK_FILE if (run_dir / NOTEBOOK_FILE).exists() else None})
 # ---- end of issue 13's claim ---------------------------------------------------------------------------------
 
@@ -134,8 +135,11 @@ def _execute_claimed(spec: RunSpec, runs_root: Path, kernel_name: str | None = N
     write_json_atomic(run_dir / "params.json", {"study": spec.study, "run_id": spec.run_id,
                                                "notebook": spec.notebook, "label": spec.label,
                                                "params": spec.params})
-    (run_dir / RECORD_FILE).unlink(missing_ok=True)  # a failed attempt's record is replaced, not mixed in
     started, start = now(), time.perf_counter()
+    # issue 13: a record from the start, replaced (not mixed in) when the run ends: a process that dies mid-run
+    # leaves one that says the run did not finish, and where it ran
+    _write_stopped(run_dir, spec, "running", f"started at {started}; not finished: if its process "
+                   "(ran_on) is gone, it died mid-run, and a rerun of the study takes the run over", extra or {})
     identity = {"study": spec.study, "run_id": spec.run_id, "label": spec.label, "started_at": started,
                 **(extra or {})}  # issue 13: where it ran (host, worker, devices) and earlier attempts
     try:
