@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,13 +36,14 @@ LOCK_INFO_FILE = "lock.json"
 def placement() -> dict:
     """Where this process runs: host, pid, the Dask worker and scheduler if any, and the GPUs it may use."""
     worker = scheduler = None
-    try:
+    if "distributed" in sys.modules:  # a Dask worker has imported it; a sequential run need not pay for it
         from distributed import get_worker
 
-        w = get_worker()
-        worker, scheduler = w.address, w.scheduler.address
-    except (ImportError, ValueError):  # not inside a Dask task
-        pass
+        try:
+            w = get_worker()
+            worker, scheduler = w.address, w.scheduler.address
+        except ValueError:  # not inside a Dask task
+            pass
     return {"host": socket.gethostname(), "pid": os.getpid(), "worker": worker, "scheduler": scheduler,
             # None: not restricted (whatever devices the machine has); "": no GPU
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
