@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="each run holds K units of the workers' GPU resource; its kernel sees those devices "
                         "(CUDA_VISIBLE_DEVICES)")
     p.add_argument("--retries", type=int, default=1,
-                   help="with --workers/--scheduler: times a run whose worker died is run again (default 1)")
+                   help="with --workers: times a run whose worker died is run again on another (default 1); "
+                        "with --scheduler the scheduler's own distributed.scheduler.allowed-failures decides")
 
     p = sub.add_parser("report", help="render reports/<study>/index.html from the study's records")
     p.add_argument("study", help="study name (the params file's stem)")
