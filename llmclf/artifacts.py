@@ -26,7 +26,7 @@ import time
 import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable
+from typing import Callable
 
 PROVENANCE_FILE = "llmclf_artifact.json"
 MANIFEST_FILE = "llmclf_manifest.json"
@@ -460,7 +460,17 @@ def fetch(name: str, *, progress: bool = True, verify: bool = False) -> Path:
     """Return the built folder for artifact `name`, downloading and building it on first use.
 
     A built folder is checked against its manifest on every use (sizes and mtimes; every sha256 with `verify`,
-    $LLMCLF_VERIFY=1, or when the last full check is a week old): a modified file is an error, not a result."""
+    $LLMCLF_VERIFY=1, or when the last full check is a week old): a modified file is an error, not a result.
+    Runs side by side (issue 13) build an entry once: one builds, the others wait and load."""
+    if (cache_dir() / name).is_dir():
+        return _fetch(name, progress=progress, verify=verify)
+    from .locking import build_lock
+
+    with build_lock(cache_dir() / name):
+        return _fetch(name, progress=progress, verify=verify)
+
+
+def _fetch(name: str, *, progress: bool = True, verify: bool = False) -> Path:
     art = _artifact(name)
     root = cache_dir()
     final = root / name

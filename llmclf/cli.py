@@ -34,6 +34,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rerun", choices=("failed", "stale"),
                    help="failed: only the runs whose record says failed; stale: also the done runs made by other "
                         "code (their record's code_version differs from this llmclf's)")
+    # issue 13: parallel runs on a Dask cluster
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="run N runs at once on a local Dask cluster (N worker processes, one thread each)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="submit the runs to an existing Dask cluster (e.g. tcp://host:8786, dask-jobqueue on SLURM); "
+                        "the runs folder must be on a filesystem its workers share")
+    p.add_argument("--gpus-per-run", type=int, metavar="K",
+                   help="each run holds K units of the workers' GPU resource; its kernel sees those devices "
+                        "(CUDA_VISIBLE_DEVICES)")
+    p.add_argument("--retries", type=int, default=1,
+                   help="with --workers: times a run whose worker died is run again on another (default 1); "
+                        "with --scheduler the scheduler's own distributed.scheduler.allowed-failures decides")
 
     p = sub.add_parser("report", help="render reports/<study>/index.html from the study's records")
     p.add_argument("study", help="study file (params/<study>.yaml) or study name; the report shows the runs the "
@@ -92,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
             from .study.spec import load_study
 
             if args.dry_run:
-                from .study.runner import check_only, format_sizes, plan
+                from .study.runner import check_only, format_sizes, order_runs, plan
 
-                specs = load_study(args.study_file)
+                specs = order_runs(load_study(args.study_file), args.by_seed)  # in the order they would start
                 if args.only:
                     specs = check_only(specs, args.only)
                 for row in plan(specs):
@@ -105,9 +117,21 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             from .study.runner import run_study
 
+            executor = None
+            if args.workers is not None or args.scheduler is not None:  # issue 13
+                from .study.executors import DaskExecutor
+
+                if args.workers is not None and args.scheduler is not None:
+                    raise ConfigError("give --workers (a local cluster) or --scheduler (an existing one), not both")
+                executor = DaskExecutor(workers=args.workers, scheduler=args.scheduler,
+                                        gpus_per_run=args.gpus_per_run, retries=args.retries)
+            elif args.gpus_per_run is not None:
+                raise ConfigError("--gpus-per-run needs --workers or --scheduler")
             stall = None if args.stall_minutes is None else args.stall_minutes * 60
             outcomes = run_study(args.study_file, args.runs_root, only=args.only, by_seed=args.by_seed,
-                                 stall_seconds=stall, force=args.force, rerun=args.rerun)
+                                 stall_seconds=stall, force=args.force, rerun=args.rerun, executor=executor)
+            if any(o.status in ("interrupted", "cancelled") for o in outcomes):
+                return 130
             return 1 if any(o.status == "failed" for o in outcomes) else 0
         if args.command == "report":
             from .analysis.report import render_report

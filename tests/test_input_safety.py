@@ -155,7 +155,7 @@ def test_ctrl_c_records_the_run_as_interrupted_prints_the_summary_and_exits_130(
     monkeypatch.setattr(papermill, "execute_notebook", interrupted)
     assert main(["run", str(study), "--runs-root", str(tmp_path / "runs")]) == 130
     out = capsys.readouterr()
-    assert "interrupted (Ctrl-C) after 0 of 2 runs" in out.out and "Traceback" not in out.err
+    assert "interrupted (Ctrl-C)" in out.out and "1 interrupted, 1 not started" in out.out and "Traceback" not in out.err
     (run_dir,) = [p for p in (tmp_path / "runs" / "s").iterdir()]  # the second run never started
     record = read_record(run_dir)
     assert record["status"] == "interrupted" and record["run_id"] == run_dir.name

@@ -1,6 +1,6 @@
 """The package's layers import downwards only, and no module imports itself round a cycle.
 
-    artifacts, version, progress  <  config  <  data, models  <  approaches  <  analysis  <  study  <  cli
+    version, progress, locking  <  artifacts  <  config  <  data, models  <  approaches  <  analysis  <  study  <  cli
 
 A module may import its own subpackage and any lower layer; `data` and `models` stand side by side and do not
 import each other. `llmclf/__init__.py` is the lazy facade over everything and is left out.
@@ -12,7 +12,7 @@ from pathlib import Path
 import llmclf
 
 PACKAGE = Path(llmclf.__file__).resolve().parent
-RANK = {"artifacts": 0, "version": 0, "progress": 0, "locking": 0, "config": 0.5,
+RANK = {"version": 0, "progress": 0, "locking": 0, "artifacts": 0.25, "config": 0.5,
         "data": 1, "models": 1, "approaches": 2, "analysis": 3, "study": 4, "cli": 5}
 
 

@@ -197,7 +197,10 @@ runs:
     rows = {r["task"]: r for r in plan(specs)}
     assert rows["full"]["sizes"] == {"train": 40, "validation": 5, "test": 15}
     assert rows["capped"]["sizes"] == {"train": 20, "validation": 5, "test": 10}
-    assert rows["full"]["model"] == "minilm-l6" and rows["full"]["dtype"] == "float32"
+    from llmclf.models.hardware import resolve_dtype
+
+    # dtype 'auto' follows the hardware: float32 on an AVX2-only CPU, bfloat16 where it is native
+    assert rows["full"]["model"] == "minilm-l6" and rows["full"]["dtype"] == f"auto -> {resolve_dtype('auto')}"
     for bad, words in [("{dataset: d.csv, label_field: topic}", ["no column 'topic'", "available columns"]),
                        ("{dataset: missing.csv}", ["missing.csv", "looked in"])]:
         specs = load_study(write(tmp_path, f"runs: [{{notebook: 30_baselines, params: {bad}}}]", "bad.yaml"))

@@ -10,7 +10,6 @@ import numpy as np
 import pandas as pd
 
 from ..config import KERNEL_ARGUMENTS, NOTEBOOKS_DIR, ConfigError, check_name
-from ..version import code_version  # noqa: F401 - the report's code, for staleness
 from .html import escape, sanitize_notebook, styled  # noqa: F401 - styled: for the report notebook's tables
 
 # Every Styler table the report notebook shows escapes its cells (pandas' default escapes nothing); index and

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from ..config import BaselineConfig, ConfigError
+from ..locking import build_lock
 from .batching import encode_batch, length_batches, pool, position_ids_from_mask, token_budget
 from .linear import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
 
@@ -184,22 +185,23 @@ class FrozenEmbeddingClassifier:
         start = time.perf_counter()
         key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, self.dtype, texts, cfg.quantization,
                             self.append_eos)
-        cached = load_embeddings(key, len(texts))
-        if cached is not None:
-            embeddings, meta = cached
-            self._model_params = self._model_params or meta.get("model_params")
-            self.embedding_cache[name] = "hit"
-        else:
-            if self.model is None:
-                self._load()
-            embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
-                                     max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
-                                     append_token=self.append_token, phase=f"embed {name}")
-            save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
-                                              "max_length": cfg.max_length, "dtype": self.dtype,
-                                              "quantization": cfg.quantization, "append_eos": self.append_eos,
-                                              "n_texts": len(texts), "model_params": self._model_params})
-            self.embedding_cache[name] = "miss"
+        with build_lock(embedding_cache_path(key)):  # runs side by side (issue 13): computed once, then loaded
+            cached = load_embeddings(key, len(texts))
+            if cached is not None:
+                embeddings, meta = cached
+                self._model_params = self._model_params or meta.get("model_params")
+                self.embedding_cache[name] = "hit"
+            else:
+                if self.model is None:
+                    self._load()
+                embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
+                                         max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
+                                         append_token=self.append_token, phase=f"embed {name}")
+                save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
+                                                  "max_length": cfg.max_length, "dtype": self.dtype,
+                                                  "quantization": cfg.quantization, "append_eos": self.append_eos,
+                                                  "n_texts": len(texts), "model_params": self._model_params})
+                self.embedding_cache[name] = "miss"
         self.embedding_seconds[name] = time.perf_counter() - start
         return embeddings
 

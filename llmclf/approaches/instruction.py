@@ -52,12 +52,14 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..config import ConfigError, InstructionConfig
+from ..locking import build_lock
 from ..models.hardware import dtype_record, resolve_dtype
 from ..models.loading import count_parameters, load_pretrained, load_tokenizer, model_checksum, wrap_lora
 from .batching import length_batches
@@ -329,14 +331,16 @@ class InstructionClassifier:
             if self.adapter_cache:
                 self.adapter_key = self.training_key(task)
                 folder = Path(self.adapter_cache) / self.adapter_key
-            if folder is not None and (folder / "train_info.json").exists():
-                self._load_adapter(folder)
-            else:
-                self._train(task)
-                # what a reusing run records as its training cost: training alone, as measured here
-                self.adapter_train_seconds = time.perf_counter() - start - self.phase_seconds["load"]
-                if folder is not None:
-                    self._save_adapter(folder)
+            # runs side by side (issue 13) train one adapter once: the others wait for it and load it
+            with build_lock(folder) if folder is not None else nullcontext():
+                if folder is not None and (folder / "train_info.json").exists():
+                    self._load_adapter(folder)
+                else:
+                    self._train(task)
+                    # what a reusing run records as its training cost: training alone, as measured here
+                    self.adapter_train_seconds = time.perf_counter() - start - self.phase_seconds["load"]
+                    if folder is not None:
+                        self._save_adapter(folder)
         self.model.eval()
         if self.adapter_reused:  # the run's training cost is the original training, as in approaches.contract
             self.fit_stats["reused_train_seconds"] = self.adapter_train_seconds

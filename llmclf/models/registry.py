@@ -22,6 +22,20 @@ def _hub_offline() -> bool:
 TINY_MODELS = {"tiny-llama": "tiny_causal_lm", "tiny-bert": "tiny_encoder"}
 
 
+def _build_tiny(name: str, folder: Path) -> None:
+    import tempfile
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}.tmp-"))
+    globals()[TINY_MODELS[name]](tmp)
+    try:
+        os.replace(tmp, folder)  # only a complete folder becomes visible
+    except OSError:  # another process won the race; its folder is as good as ours
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def resolve_model(name: str) -> str:
     """A packaged model name, a local folder or a Hugging Face id -> what to pass to `from_pretrained`.
 
@@ -31,18 +45,11 @@ def resolve_model(name: str) -> str:
     if name in TINY_MODELS:
         folder = cache_dir() / name
         if not folder.exists():
-            import os
-            import tempfile
+            from ..locking import build_lock
 
-            folder.parent.mkdir(parents=True, exist_ok=True)
-            tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{name}.tmp-"))
-            globals()[TINY_MODELS[name]](tmp)
-            try:
-                os.replace(tmp, folder)  # only a complete folder becomes visible
-            except OSError:  # another process won the race; its folder is as good as ours
-                import shutil
-
-                shutil.rmtree(tmp, ignore_errors=True)
+            with build_lock(folder):  # runs side by side (issue 13): one builds it, the others wait
+                if not folder.exists():
+                    _build_tiny(name, folder)
         return str(folder)
     packaged = sorted(n for n, a in ARTIFACTS.items() if a.kind == "model")
     if name in ARTIFACTS:

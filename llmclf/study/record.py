@@ -70,8 +70,8 @@ def run_identity(run_dir: str | Path) -> dict:
         written = json.loads(path.read_text())
     except (OSError, ValueError):
         return {}  # run by hand: no runner, no identity
-    out = {k: written[k] for k in ("study", "run_id", "label", "started_at", "data_fingerprint", "task_key")
-           if k in written}
+    out = {k: written[k] for k in ("study", "run_id", "label", "started_at", "data_fingerprint", "task_key",
+                                   "ran_on", "previous_attempts") if k in written}
     if "started_unix" in written:
         out["wall_seconds"] = time.time() - written["started_unix"]
     return out

@@ -8,15 +8,21 @@ run as 'interrupted', prints the summary and ends the study.
 
 While papermill executes a notebook (in a thread), the runner reads the run's progress.json (llmclf.progress) and
 shows the run's phase and progress under the study bar; a run with no progress for `stall_seconds` is flagged.
+
+A run executes only under a claim on its folder (study.locks), so two `llmclf run` of one study never
+execute one run twice; where the runs execute (here, one after another, or on a Dask cluster) is
+study.executors' business.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 import traceback
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +35,7 @@ from ..progress import ENV_VAR as RUN_DIR_ENV
 from ..progress import PROGRESS_FILE, describe, read_progress
 from . import interrupt
 from .record import PARAMS_FILE, RECORD_FILE, now, read_record, write_json_atomic
+from .locks import claimed, describe_holder, placement
 from .spec import RunSpec, load_study
 
 NOTEBOOK_FILE = "notebook.ipynb"
@@ -42,10 +49,11 @@ POLL_SECONDS = 1.0
 @dataclass
 class RunOutcome:
     spec: RunSpec
-    status: str          # done | skipped | failed | interrupted
+    status: str          # done | skipped | failed | locked (running elsewhere) | interrupted | cancelled (not started)
     seconds: float = 0.0
     error: str | None = None
     sizes: dict | None = None  # the record's split sizes (after caps)
+    attempt: int = 1     # > 1: earlier attempts died mid-run (a killed worker) and this one took over
 
 
 def run_dir_for(spec: RunSpec, runs_root: Path) -> Path:
@@ -76,26 +84,125 @@ def _sizes(record: dict | None) -> dict | None:
     return ((record or {}).get("task") or {}).get("sizes")
 
 
-def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, watch=None, redo: bool = False,
-            fingerprint: str | None = None) -> RunOutcome:
-    """Run one spec unless its record says done on the same data (`redo`: all the same, for --force and --rerun
-    stale). `watch(run_dir, thread)`, when given, is called while papermill runs in `thread` (the runner's
-    progress display); without it the call simply blocks."""
+# ---- issue 13: the run's claim (exactly once, study.locks); the run itself is _execute_claimed below ----------
+def execute(spec: RunSpec, runs_root: Path, kernel_name: str | None = None,
+            holder_gone=None, watch=None) -> RunOutcome:
+    """Execute one run unless it is done or another live process is executing it.
+
+    The run folder is claimed first (study.locks) and the record checked again under the claim, since another
+    process may have finished the run meanwhile. A run whose holder died mid-run is taken over: the partial
+    notebook is kept as notebook.attempt-<n>.ipynb and the record lists the earlier attempts. A run stopped by
+    Ctrl-C or a cancelled task gets an 'interrupted' record, never 'done'. `holder_gone(lock_info)`: whether a
+    holder on another host is provably gone (see locks.claim_run). `watch(run_dir, thread)`: the progress display
+    while papermill runs (sequential runs). `spec.redo` runs a done run again (--force, --rerun stale); a done run
+    whose data no longer has `spec.fingerprint` is not done.
+    """
+    run_dir = run_dir_for(spec, runs_root)
+    if _skip(spec, run_dir):
+        return RunOutcome(spec, "skipped", sizes=_sizes(_read(run_dir)))
+    with claimed(run_dir, holder_gone) as claim:
+        if not claim.acquired:
+            return RunOutcome(spec, "locked", error=claim.message())
+        if _skip(spec, run_dir):
+            return RunOutcome(spec, "skipped", sizes=_sizes(_read(run_dir)))
+        attempts = _keep_partial_notebooks(run_dir, claim.previous_attempts)
+        extra = {"ran_on": placement(), **({"previous_attempts": attempts} if attempts else {})}
+        try:
+            outcome = _execute_claimed(spec, runs_root, kernel_name, extra=extra, watch=watch)
+        except BaseException as e:  # KeyboardInterrupt, a cancelled Dask task: recorded, then passed on
+            if (_read(run_dir) or {}).get("status") not in ("interrupted", "done"):  # not said better already
+                _write_stopped(run_dir, spec, "interrupted", f"{type(e).__name__}: stopped before the run finished",
+                               extra)
+            raise
+    outcome.attempt = len(attempts) + 1
+    return outcome
+
+
+def settle(spec: RunSpec, runs_root: Path, status: str, reason: str, holder_gone=None) -> RunOutcome:
+    """Give a run whose executing process is gone (a worker killed for good, a study interrupted) a record saying
+    so, keeping its partial notebook; only under the run's claim, so a live run's record is never touched."""
+    run_dir = run_dir_for(spec, runs_root)
+    if _is_done(run_dir):
+        return RunOutcome(spec, "done")
+    with claimed(run_dir, holder_gone) as claim:
+        if not claim.acquired:
+            return RunOutcome(spec, "locked", error=f"still running: {describe_holder(claim.holder)}")
+        if _is_done(run_dir):
+            return RunOutcome(spec, "done")
+        if not claim.previous:  # nobody had started it
+            cancelled = True
+        else:
+            cancelled = False
+            attempts = _keep_partial_notebooks(run_dir, claim.previous_attempts, rename=False)
+            last = attempts[-1]
+            error = f"{reason} (it ran as {describe_holder(last)})"
+            _write_stopped(run_dir, spec, status, error, {"ran_on": last, "previous_attempts": attempts})
+    if cancelled:
+        with suppress(OSError):
+            run_dir.rmdir()  # the claim's empty folder: nothing ran
+        return RunOutcome(spec, "cancelled")
+    return RunOutcome(spec, status, error=error, attempt=len(attempts))
+
+
+def _read(run_dir: Path) -> dict | None:
+    try:
+        return read_record(run_dir)
+    except ValueError:  # unreadable: not done
+        return None
+
+
+def _is_done(run_dir: Path) -> bool:
+    record = _read(run_dir)
+    return bool(record) and record.get("status") == "done"
+
+
+def _skip(spec: RunSpec, run_dir: Path) -> bool:
+    """Done on the same data, and not asked to run again."""
+    return not spec.redo and is_done(_read(run_dir), spec.fingerprint)
+
+
+def _keep_partial_notebooks(run_dir: Path, attempts: list[dict], rename: bool = True) -> list[dict]:
+    """Before a new attempt, the partial notebook of the last one that died becomes notebook.attempt-<n>.ipynb
+    (`rename`; otherwise it stays notebook.ipynb, as a failed run's does); each attempt names its notebook."""
+    out = []
+    for n, attempt in enumerate(attempts, 1):
+        name = f"notebook.attempt-{n}.ipynb"
+        if n == len(attempts) and not rename:
+            name = NOTEBOOK_FILE
+        elif n == len(attempts) and (run_dir / NOTEBOOK_FILE).exists() and not (run_dir / name).exists():
+            (run_dir / NOTEBOOK_FILE).rename(run_dir / name)
+        out.append({**attempt, "ended": "its process died before the run finished",
+                    "partial_notebook": name if (run_dir / name).exists() else None})
+    return out
+
+
+def _write_stopped(run_dir: Path, spec: RunSpec, status: str, error: str, extra: dict) -> None:
+    write_json_atomic(run_dir / RECORD_FILE, {
+        "status": status, "study": spec.study, "run_id": spec.run_id, "label": spec.label,
+        "notebook": spec.notebook, "params": spec.params, **({} if status == "running" else {"finished_at": now()}),
+        "error": error, **extra,
+        "partial_notebook": NOTEBOOK_FILE if (run_dir / NOTEBOOK_FILE).exists() else None})
+# ---- end of issue 13's claim ---------------------------------------------------------------------------------
+
+
+def _execute_claimed(spec: RunSpec, runs_root: Path, kernel_name: str | None = None, *,
+                     extra: dict | None = None, watch=None) -> RunOutcome:
     import papermill
 
     run_dir = run_dir_for(spec, runs_root)
-    previous = read_record(run_dir)
-    if is_done(previous, fingerprint) and not redo:
-        return RunOutcome(spec, "skipped", sizes=_sizes(previous))
+    previous = _read(run_dir)  # execute() skipped it if it was done on the same data and not to be redone
     rerun_note = (f"data changed since the done run of {previous.get('finished_at')}: run again"
-                  if previous and previous.get("status") == "done" and not redo else None)
+                  if previous and previous.get("status") == "done" and not spec.redo else None)
     run_dir.mkdir(parents=True, exist_ok=True)
-    # a failed or stale attempt's record is removed before anything else, so that it cannot pass as this run's
-    (run_dir / RECORD_FILE).unlink(missing_ok=True)
     (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
     started = now()
+    # a record from the start, replacing a failed or stale attempt's (never mixed in): a process that dies mid-run
+    # leaves one that says the run did not finish, and where it ran (issue 13)
+    _write_stopped(run_dir, spec, "running", f"started at {started}; not finished: if its process "
+                   "(ran_on) is gone, it died mid-run, and a rerun of the study takes the run over", extra or {})
     identity = {"study": spec.study, "run_id": spec.run_id, "label": spec.label, "started_at": started,
-                "data_fingerprint": fingerprint}
+                "data_fingerprint": spec.fingerprint, **(extra or {})}  # where it ran, earlier attempts
+    # the notebook reads its identity from params.json and writes its done record whole, in one atomic write
     write_json_atomic(run_dir / PARAMS_FILE, {**identity, "task_key": spec.task_key, "started_unix": time.time(),
                                               "notebook": spec.notebook, "params": spec.params})
     start = time.perf_counter()
@@ -171,6 +278,79 @@ def _describe(e: Exception) -> str:
     if ename:  # papermill's PapermillExecutionError carries the notebook's exception
         return f"{ename}: {evalue}"
     return f"{type(e).__name__}: {e}"
+
+
+# ---- executing a study's runs here, one after another (study.executors holds the Dask one) ----------------
+
+class StudyProgress:
+    """A tqdm bar of the runs this process has to execute (done ones are counted apart): finished of total, with
+    elapsed and estimated time left from tqdm, and the runs running now (run id @ host) and failed so far."""
+
+    def __init__(self, study: str, total: int, already_done: int = 0):
+        self.start = time.perf_counter()
+        self.failed = 0
+        self.finished = 0
+        self.total = total
+        note = f" ({already_done} already done)" if already_done else ""
+        self.bar = tqdm(total=total, desc=f"study {study}{note}", unit="run")
+        self._postfix = None
+        self._live = bool(getattr(self.bar.fp, "isatty", lambda: False)())
+
+    def running(self, where: dict[str, str]) -> None:
+        """`where`: run id -> host of the runs executing now."""
+        shown = ", ".join(f"{rid[-12:]}@{host}" for rid, host in list(where.items())[:4])
+        more = f" +{len(where) - 4}" if len(where) > 4 else ""
+        text = f"running {len(where)}: {shown}{more} | failed {self.failed}"
+        if text != self._postfix:
+            self._postfix = text
+            self.bar.set_postfix_str(text, refresh=True)
+        elif self._live:
+            self.bar.refresh()  # a terminal: let elapsed time tick; a log gets a line only when something changed
+
+    def done(self, o: RunOutcome) -> None:
+        self.finished += 1
+        self.failed += o.status == "failed"
+        note = f"  ({o.error})" if o.error else ""
+        retry = f"  attempt {o.attempt}" if o.attempt > 1 else ""
+        self.bar.write(f"[{self.finished}/{self.total}] {o.status:7s} {o.seconds:7.1f}s  {o.spec.run_id}  "
+                       f"{o.spec.label}{retry}{note}  | elapsed {time.perf_counter() - self.start:.0f}s")
+        self.bar.update(1)
+
+    def write(self, text: str) -> None:
+        self.bar.write(text)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class SequentialExecutor:
+    """Today's loop: one run after another in this process. Ctrl-C: the run in flight is recorded as interrupted
+    (by runner.execute), the rest are not started. `watch`: the progress display of the run in flight."""
+
+    def __init__(self, watch=None):
+        self.watch = watch
+
+    def run(self, specs: list[RunSpec], runs_root: Path, kernel_name: str | None,
+            progress: StudyProgress) -> list[RunOutcome]:
+        outcomes: list[RunOutcome] = []
+        try:
+            for spec in specs:
+                interrupt.check()  # a Ctrl-C between runs stops before the next
+                progress.running({spec.run_id: socket.gethostname()})
+                outcomes.append(execute(spec, runs_root, kernel_name, watch=self.watch))
+                progress.done(outcomes[-1])
+                if outcomes[-1].status == "interrupted":  # stopped after a cell by Ctrl-C
+                    raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            progress.write("interrupted: the run in flight is recorded as interrupted; no other run starts")
+            finished = {o.spec.run_id for o in outcomes}
+            rest = [s for s in specs if s.run_id not in finished]
+            if rest and (read_record(run_dir_for(rest[0], runs_root)) or {}).get("status") == "interrupted":
+                outcomes.append(RunOutcome(rest[0], "interrupted", error="KeyboardInterrupt"))
+                rest = rest[1:]
+            outcomes += [RunOutcome(s, "cancelled") for s in rest]
+        return outcomes
+
 
 
 RERUN_CHOICES = ("failed", "stale")
@@ -280,12 +460,14 @@ def format_sizes(sizes: dict | None) -> str:
 
 def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_name: str | None = None,
               only: str | None = None, by_seed: bool = False, stall_seconds: float | None = None,
-              force: bool = False, rerun: str | None = None) -> list[RunOutcome]:
+              force: bool = False, rerun: str | None = None, executor=None) -> list[RunOutcome]:
     """Execute every run of a study. `by_seed`: every configuration's first seed before any second seed, so that
     a long study stopped early still has every configuration. `stall_seconds`: flag a run whose progress has not
-    moved for that long (default $LLMCLF_STALL_SECONDS, else 600). `force`: run even what is done. `rerun`:
-    'failed' runs only the runs whose record says failed; 'stale' also runs again the done runs whose record names
-    other code (`code_version`) than this."""
+    moved for that long (default $LLMCLF_STALL_SECONDS, else 600; sequential runs). `force`: run even what is done.
+    `rerun`: 'failed' runs only the runs whose record says failed; 'stale' also runs again the done runs whose
+    record names other code (`code_version`) than this. `executor`: where the runs execute (study.executors;
+    default: one after another in this process). The outcomes come back in the study file's order. The first
+    Ctrl-C stops after the current cell (the run is recorded as interrupted), the rest are not started."""
     if rerun not in (None, *RERUN_CHOICES):
         raise ValueError(f"rerun must be one of {RERUN_CHOICES}, got {rerun!r}")
     specs = load_study(study_file)  # every run validated before the first starts
@@ -293,53 +475,48 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
         specs = check_only(specs, only)
     runs_root = Path(runs_root)
     if rerun == "failed":
-        specs = [s for s in specs if (read_record(run_dir_for(s, runs_root)) or {}).get("status") == "failed"]
-    if by_seed:
-        seeds = sorted({s.params.get("seed", 0) for s in specs})
-        specs = sorted(specs, key=lambda s: seeds.index(s.params.get("seed", 0)))  # stable: file order within
-    outcomes: list[RunOutcome] = []
-    start = time.perf_counter()
+        specs = [s for s in specs if (_read(run_dir_for(s, runs_root)) or {}).get("status") == "failed"]
     fingerprints: dict[str, str | None] = {}  # one hash of each data source per study run, not one per run
-
-    def fingerprint(spec: RunSpec) -> str | None:
+    for spec in specs:
         key = json.dumps([spec.params.get("dataset"), spec.params.get("data_dir")])
         if key not in fingerprints:
             fingerprints[key] = data_fingerprint(spec.execution_params())
-        return fingerprints[key]
-
-    bar = tqdm(specs, desc=f"study {specs[0].study if specs else ''}", unit="run", position=0)
-    watcher = Watcher(bar, stall_seconds)
+        spec.fingerprint = fingerprints[key]
+        spec.redo = force or (rerun == "stale" and is_stale(_read(run_dir_for(spec, runs_root))))
+    position = {s.run_id: i for i, s in enumerate(specs)}
+    specs = order_runs(specs, by_seed)
+    study = specs[0].study if specs else "?"
+    start = time.perf_counter()
+    # runs already done are counted here, not sent to an executor (each executor checks again under the claim)
+    skipped = [RunOutcome(s, "skipped", sizes=_sizes(_read(run_dir_for(s, runs_root))))
+               for s in specs if _skip(s, run_dir_for(s, runs_root))]
+    to_run = [s for s in specs if not _skip(s, run_dir_for(s, runs_root))]
+    progress = StudyProgress(study, len(to_run), already_done=len(skipped))
+    executor = executor or SequentialExecutor()
+    if isinstance(executor, SequentialExecutor) and executor.watch is None:
+        executor.watch = Watcher(progress.bar, stall_seconds)
     try:
         with interrupt.stop_after_cell_on_ctrl_c():
-            for spec in bar:
-                interrupt.check()  # a Ctrl-C between runs stops before the next
-                bar.set_postfix_str(f"{spec.run_id} {spec.label}"[:70])
-                redo = force or (rerun == "stale" and is_stale(read_record(run_dir_for(spec, runs_root))))
-                outcome = execute(spec, runs_root, kernel_name, watch=watcher, redo=redo,
-                                  fingerprint=fingerprint(spec))
-                outcomes.append(outcome)
-                note = f"  ({outcome.error})" if outcome.error else ""
-                sizes = (f"  [{spec.task_key}: {format_sizes(outcome.sizes)}]" if outcome.sizes
-                         else f"  [{spec.task_key}]")
-                bar.write(f"[{len(outcomes)}/{len(specs)}] {outcome.status:7s} {outcome.seconds:7.1f}s  "
-                          f"{spec.run_id}  {spec.label}{sizes}{note}  | elapsed {time.perf_counter() - start:.0f}s")
-                if outcome.status == "interrupted":
-                    raise KeyboardInterrupt
-    except KeyboardInterrupt:
-        bar.close()
-        _summary(specs, outcomes, runs_root, start, interrupted=True)
-        raise
-    _summary(specs, outcomes, runs_root, start)
+            outcomes = skipped + executor.run(to_run, runs_root, kernel_name, progress)
+    finally:
+        progress.close()
+    outcomes.sort(key=lambda o: position[o.spec.run_id])  # the study file's order, however they ran
+    _summary(study, outcomes, runs_root, start)
     return outcomes
 
 
-def _summary(specs, outcomes, runs_root: Path, start: float, interrupted: bool = False) -> None:
-    counts = {s: sum(o.status == s for o in outcomes) for s in ("done", "skipped", "failed")}
-    stop = (f"interrupted (Ctrl-C) after {len(outcomes)} of {len(specs)} runs; run the same command again to "
-            "go on: " if interrupted else "")
-    print(f"study {specs[0].study if specs else '?'}: {stop}{counts['done']} done, {counts['skipped']} skipped "
-          f"(already done), {counts['failed']} failed, in {time.perf_counter() - start:.0f}s; "
-          f"records under {runs_root.resolve() / (specs[0].study if specs else '')}", flush=True)
+def _summary(study: str, outcomes: list[RunOutcome], runs_root: Path, start: float) -> None:
+    counts = {s: sum(o.status == s for o in outcomes)
+              for s in ("done", "skipped", "failed", "locked", "interrupted", "cancelled")}
+    retried = sum(o.attempt > 1 for o in outcomes)
+    others = "".join(f", {counts[s]} {name}" for s, name in (
+        ("locked", "running in another process (skipped here)"), ("interrupted", "interrupted"),
+        ("cancelled", "not started")) if counts[s])
+    stop = ("interrupted (Ctrl-C); run the same command again to go on: "
+            if counts["interrupted"] or counts["cancelled"] else "")
+    print(f"study {study}: {stop}{counts['done']} done, {counts['skipped']} skipped "
+          f"(already done), {counts['failed']} failed{others}, {retried} retried, in "
+          f"{time.perf_counter() - start:.0f}s; records under {runs_root.resolve() / study}", flush=True)
     by_task = {}
     for o in outcomes:
         if o.sizes:
@@ -350,3 +527,15 @@ def _summary(specs, outcomes, runs_root: Path, start: float, interrupted: bool =
         if o.status == "failed":
             print(f"  FAILED {o.spec.run_id} {o.spec.label}: {o.error}\n"
                   f"         see {run_dir_for(o.spec, runs_root) / NOTEBOOK_FILE}")
+        elif o.status == "locked":
+            print(f"  LOCKED {o.spec.run_id} {o.spec.label}: {o.error}")
+    return outcomes
+
+
+def order_runs(specs: list[RunSpec], by_seed: bool = False) -> list[RunSpec]:
+    """The order runs start in, sequential or parallel: data explorations first, then (`by_seed`) every
+    configuration's first seed before any second seed; the study file's order otherwise (the sorts are stable)."""
+    if by_seed:
+        seeds = sorted({s.params.get("seed", 0) for s in specs})
+        specs = sorted(specs, key=lambda s: seeds.index(s.params.get("seed", 0)))
+    return sorted(specs, key=lambda s: s.notebook != "00_data")

@@ -66,6 +66,10 @@ class RunSpec:
     task: str | None = None        # the study's name of the task (its `tasks:` key), when it has tasks
     base_dir: Path | None = None   # the study file's folder: relative data paths are read from there
     run_id: str = field(init=False)
+    # how `llmclf run` executes it, set per invocation and not part of its identity: run it even when done
+    # (--force, --rerun stale), and the fingerprint of its data (a done run on other data is not done)
+    redo: bool = field(default=False, compare=False)
+    fingerprint: str | None = field(default=None, compare=False)
 
     def __post_init__(self):
         self.run_id = run_id(self.notebook, self.params)

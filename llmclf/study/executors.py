@@ -1,0 +1,218 @@
+"""Where a study's runs execute: one after another in this process (`SequentialExecutor`, the default), or side by
+side on a Dask cluster (`DaskExecutor`): a `LocalCluster` of N worker processes with one thread each (so papermill
+kernels never share an interpreter), or an existing cluster by its scheduler address (dask-jobqueue on SLURM/PBS).
+
+Every run goes through `runner.execute` wherever it executes: the same folder, the same record, the same claim on
+the run folder (study.locks), so two `llmclf run` of one study, sequential or parallel, execute each run once.
+Dask adds what a home-made scheduler would lack: worker resources (`GPU`), retries of a run whose worker died
+(the scheduler's `allowed-failures`), priorities (the order of the study), and a dashboard.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+
+
+from ..config import ConfigError
+from .locks import read_lock_info
+from .runner import SequentialExecutor  # noqa: F401 - the sequential one lives with the runner
+from .runner import RunOutcome, StudyProgress, execute, run_dir_for, settle
+from .spec import RunSpec
+
+
+class DaskExecutor:
+    """Runs side by side on a Dask cluster; see the module docstring.
+
+    workers: start a LocalCluster of that many worker processes (one thread each) on this machine;
+    scheduler: or submit to an existing cluster at this address (`tcp://host:8786`);
+    gpus_per_run: each run holds that many units of the workers' `GPU` resource; on a LocalCluster worker i gets
+        CUDA_VISIBLE_DEVICES of devices i*K .. i*K+K-1 (of this process's CUDA_VISIBLE_DEVICES, if set); a remote
+        worker passes its own CUDA_VISIBLE_DEVICES (set by SLURM or dask-cuda) to the run's kernel;
+    retries: how many times a run whose worker died is run again on another worker (the scheduler's
+        `distributed.scheduler.allowed-failures`; for an existing cluster it is the scheduler's own setting).
+    """
+
+    def __init__(self, workers: int | None = None, scheduler: str | None = None, gpus_per_run: int | None = None,
+                 retries: int = 1, dashboard_address: str | None = ":0", poll_seconds: float = 2.0):
+        if (workers is None) == (scheduler is None):
+            raise ConfigError("give either a number of local workers or a scheduler address")
+        if workers is not None and workers < 1:
+            raise ConfigError(f"--workers must be at least 1, got {workers}")
+        if gpus_per_run is not None and gpus_per_run < 1:
+            raise ConfigError(f"--gpus-per-run must be at least 1, got {gpus_per_run}")
+        if retries < 0:
+            raise ConfigError(f"--retries must be 0 or more, got {retries}")
+        self.workers, self.scheduler, self.gpus_per_run, self.retries = workers, scheduler, gpus_per_run, retries
+        self.dashboard_address, self.poll_seconds = dashboard_address, poll_seconds
+
+    def _connect(self):
+        import dask
+        from distributed import Client, LocalCluster
+
+        if self.scheduler:
+            return None, Client(self.scheduler)
+        # the scheduler of a LocalCluster lives in this process and reads allowed-failures when it starts
+        with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}):
+            cluster = LocalCluster(
+                n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=self.dashboard_address,
+                resources={"GPU": self.gpus_per_run} if self.gpus_per_run else None)
+        return cluster, Client(cluster)
+
+    def _devices_by_worker(self) -> dict[str, str] | None:
+        if not (self.gpus_per_run and self.workers):
+            return None
+        k = self.gpus_per_run
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        ids = visible.split(",") if visible else [str(i) for i in range(self.workers * k)]
+        if len(ids) < self.workers * k:
+            raise ConfigError(f"{self.workers} workers x {k} GPUs need {self.workers * k} devices; "
+                              f"CUDA_VISIBLE_DEVICES={visible} names {len(ids)}")
+        return {str(i): ",".join(ids[i * k:(i + 1) * k]) for i in range(self.workers)}
+
+    def run(self, specs: list[RunSpec], runs_root: Path, kernel_name: str | None,
+            progress: StudyProgress) -> list[RunOutcome]:
+        from distributed import wait
+
+        if not specs:
+            return []
+        runs_root = Path(runs_root).resolve()  # the same absolute path on every worker of a shared filesystem
+        cluster, client = self._connect()
+        futures: dict = {}
+        outcomes: list[RunOutcome] = []
+        try:
+            _print_dashboard(client, progress)
+            check_shared_folder(client, runs_root / specs[0].study)
+            holder_gone = _holder_gone_on(client)
+            devices = self._devices_by_worker()
+            token = uuid.uuid4().hex[:6]
+            for i, spec in enumerate(specs):  # priorities keep the study's order: earlier runs start first
+                fut = client.submit(run_on_worker, spec, str(runs_root), kernel_name, devices,
+                                    key=f"{spec.run_id}-{token}", priority=len(specs) - i, pure=False,
+                                    retries=self.retries,
+                                    resources={"GPU": self.gpus_per_run} if self.gpus_per_run else None)
+                futures[fut] = spec
+            pending = set(futures)
+            while pending:
+                try:
+                    finished, pending = wait(pending, timeout=self.poll_seconds, return_when="FIRST_COMPLETED")
+                except TimeoutError:
+                    finished = set()
+                for fut in finished:
+                    outcome = self._outcome(fut, futures[fut], runs_root, holder_gone)
+                    outcomes.append(outcome)
+                    progress.done(outcome)
+                progress.running(_running_now([futures[f] for f in pending], runs_root))
+        except KeyboardInterrupt:
+            progress.write("interrupted: cancelling the study; runs in flight are recorded as interrupted")
+            done_ids = {o.spec.run_id for o in outcomes}
+            unfinished = [s for s in futures.values() if s.run_id not in done_ids]
+            client.cancel(list(futures), force=True)
+            if cluster is not None:  # our workers: stop them, and with them the runs in flight
+                client.close()
+                cluster.close()
+                client = cluster = None
+            for spec in unfinished:
+                outcomes.append(settle(spec, runs_root, "interrupted", "the study was interrupted (Ctrl-C)",
+                                       holder_gone if client is not None else None))
+        finally:
+            if client is not None:
+                client.close()
+            if cluster is not None:
+                cluster.close()
+        return outcomes
+
+    def _outcome(self, fut, spec: RunSpec, runs_root: Path, holder_gone) -> RunOutcome:
+        from distributed import KilledWorker
+
+        if fut.status == "finished":
+            return fut.result()
+        exc = fut.exception()
+        if isinstance(exc, KilledWorker):  # its worker died more often than `retries` allows
+            return settle(spec, runs_root, "failed",
+                          f"its worker died {self.retries + 1} time(s) (Dask: {type(exc).__name__})", holder_gone)
+        return RunOutcome(spec, "failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def run_on_worker(spec: RunSpec, runs_root: str, kernel_name: str | None,
+                  devices_by_worker: dict[str, str] | None) -> RunOutcome:
+    """The task a Dask worker runs: one run, through runner.execute, with this worker's GPUs for its kernel."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    if devices_by_worker is not None and str(worker.name) in devices_by_worker:
+        # one thread a worker, so one run at a time changes this process's environment; the kernel inherits it
+        os.environ["CUDA_VISIBLE_DEVICES"] = devices_by_worker[str(worker.name)]
+    return execute(spec, Path(runs_root), kernel_name, holder_gone=_holder_gone_from_worker)
+
+
+def _holder_gone_from_worker(info: dict) -> bool:
+    from distributed import get_client
+
+    return _gone(info, get_client())
+
+
+def _holder_gone_on(client):
+    return lambda info: _gone(info, client)
+
+
+def _gone(info: dict, client) -> bool:
+    """A holder on another host is gone when it was a worker of our scheduler and the scheduler no longer has it."""
+    if not info.get("worker") or info.get("scheduler") != client.scheduler.address:
+        return False
+    return info["worker"] not in client.scheduler_info(n_workers=-1)["workers"]
+
+
+def _running_now(specs: list[RunSpec], runs_root: Path) -> dict[str, str]:
+    out = {}
+    for spec in specs:
+        info = read_lock_info(run_dir_for(spec, runs_root))
+        if info:
+            out[spec.run_id] = info.get("host", "?")
+    return out
+
+
+def _print_dashboard(client, progress: StudyProgress) -> None:
+    import importlib.util
+
+    services = client.scheduler_info().get("services", {})
+    if "dashboard" in services:
+        # the pages need bokeh where the scheduler runs; without it the address serves no dashboard
+        note = "" if importlib.util.find_spec("bokeh") else " (its pages need bokeh installed with the scheduler)"
+        progress.write(f"Dask dashboard: {client.dashboard_link}{note}")
+    progress.write(f"Dask scheduler {client.scheduler.address}: "
+                   f"{len(client.scheduler_info()['workers'])} worker(s)")
+
+
+def check_shared_folder(client, folder: Path) -> None:
+    """Fail before any run when a worker cannot write to the study's runs folder, or does not see this process's
+    files in it (the runs folder must be on a filesystem every worker shares)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    token = uuid.uuid4().hex
+    probe = folder / f".probe-{token}"
+    probe.write_text("client\n")
+    try:
+        answers = client.run(_probe_folder, str(folder), token)
+    finally:
+        probe.unlink(missing_ok=True)
+    bad = {w: err for w, err in answers.items() if err}
+    if bad:
+        lines = "\n  ".join(f"{w}: {err}" for w, err in bad.items())
+        raise ConfigError(f"the runs folder {folder} must be on a filesystem that every Dask worker shares and "
+                          f"can write; these workers cannot use it:\n  {lines}")
+
+
+def _probe_folder(folder: str, token: str) -> str | None:
+    folder_ = Path(folder)
+    if not (folder_ / f".probe-{token}").exists():
+        return f"does not see {folder} as the client does (not a shared filesystem?) on {socket.gethostname()}"
+    mine = folder_ / f".probe-{token}-{socket.gethostname()}-{os.getpid()}"
+    try:
+        mine.write_text("worker\n")
+        mine.unlink()
+    except OSError as e:
+        return f"cannot write there: {e}"
+    return None
