@@ -297,7 +297,7 @@ def main(argv=None) -> int:
              "4bit", f"NF4, compute dtype {resolved}"),
             ("llmclf head inference, bf16 (emulated)", "inference", L,
              lambda L=L: llmclf_head_inference(model_path, texts[:few], L, dtype="bfloat16"), toks_few, 2, few,
-             "bf16" if emulated_bf16 else "skip", f"explicit dtype bfloat16, {few} texts"),
+             "bf16" if emulated_bf16 and L == min(lengths) else "skip", f"explicit dtype bfloat16, {few} texts"),
             ("llmclf frozen embeddings (mean)", "inference", L, lambda L=L: llmclf_frozen(model_path, texts, L),
              toks, 2, n_texts, "frozen", ""),
             # the prompt adds the instructions and the label list: the text keeps about L tokens

@@ -119,3 +119,15 @@ def test_training_flags_follow_the_resolved_dtype(cpu, tmp_path):
 def test_real_detection_runs():
     hardware.cpu_has_native_bf16.cache_clear()
     assert resolve_dtype("auto") in ("float32", "bfloat16", "float16")
+
+
+def test_the_record_carries_the_requested_and_resolved_dtype(tiny_llama, tiny_task_factory, cpu):
+    from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
+    from llmclf.config import EmbeddingHeadConfig
+    from llmclf.study.experiment import fit_and_evaluate
+
+    cpu(torch_says=False, flags=AVX2_FLAGS)
+    cfg = EmbeddingHeadConfig(model=str(tiny_llama), max_length=16, batch_size=8)
+    result = fit_and_evaluate(EmbeddingHeadClassifier(cfg, str(tiny_llama)), tiny_task_factory())
+    assert result.extra["requested_dtype"] == "auto" and result.extra["resolved_dtype"] == "float32"
+    assert "dtype_warning" not in result.extra

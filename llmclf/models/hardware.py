@@ -2,9 +2,10 @@
 
 bfloat16 halves the memory of a model, but it is only fast where the hardware multiplies in it natively: a CUDA
 device that supports it, or a CPU with AMX or AVX512_BF16 (recent Xeons, Zen 4 and later). Elsewhere, e.g. an
-AVX2-only CPU such as AMD Zen 3 or most laptops, bf16 is emulated: a matrix product ran at about 1 GFLOP/s against
-about 120 in float32 on a Zen 3 EPYC, a whole SmolLM2 forward pass 6.6 times slower and a training step 22 times
-slower. So `auto` is bfloat16 where native, float32 on any other CPU, and float16 on a GPU without bfloat16.
+AVX2-only CPU such as AMD Zen 3 or most laptops, bf16 is emulated: a matrix product ran at about 1-2 GFLOP/s against
+120-180 in float32 on a Zen 3 EPYC, a whole SmolLM2 forward pass 6.6 (256 tokens) to 26 (64 tokens) times slower and
+a training step 22 times slower. So `auto` is bfloat16 where native, float32 on any other CPU, and float16 on a GPU
+without bfloat16.
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ import warnings
 
 import torch
 
-# Measured on an AVX2-only AMD EPYC (Zen 3), 2 threads, SmolLM2-135M (bench/bench.py): how much slower bf16 was
-# than float32 there. Quoted in the warning; a guide, not a prediction for every CPU.
-EMULATED_BF16_SLOWDOWN = {"inference": 6.6, "training": 22.0}
+# Measured on an AVX2-only AMD EPYC (Zen 3), 2 threads, SmolLM2-135M: how much slower bf16 was than float32 there
+# (a forward pass at 256 tokens (issue 15), at 64 tokens (bench/results/amd-epyc.json), a training step). Quoted in
+# the warning; a guide, not a prediction for every CPU.
+EMULATED_BF16_SLOWDOWN = {"inference at 256 tokens": 6.6, "inference at 64 tokens": 26.0, "a training step": 22.0}
 
 
 class SlowDtypeWarning(UserWarning):
@@ -116,11 +118,10 @@ def slow_dtype_message(requested: str, device: str | None = None) -> str | None:
         return None
     if device.startswith("cuda"):
         return f"dtype={requested!r} is not supported natively by this GPU; use dtype='auto'"
-    slow = EMULATED_BF16_SLOWDOWN
+    measured = ", ".join(f"{v:g}x for {k}" for k, v in EMULATED_BF16_SLOWDOWN.items())
     return (f"dtype={requested!r} on a CPU without native {requested} (no AMX / AVX512_BF16: "
-            f"{torch.backends.cpu.get_cpu_capability()}): it is emulated, likely several times slower than "
-            f"float32 (about {slow['inference']:g}x for inference and {slow['training']:g}x for a training step "
-            f"measured on an AVX2 CPU); dtype='auto' picks float32 here")
+            f"{torch.backends.cpu.get_cpu_capability()}): it is emulated, likely 5 to 25 times slower than "
+            f"float32 (measured on an AVX2 EPYC: {measured}); dtype='auto' picks float32 here")
 
 
 def dtype_record(requested: str, device: str | None = None, warn: bool = True) -> dict:
