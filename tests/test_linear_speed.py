@@ -86,7 +86,8 @@ def test_tfidf_accuracy_is_unchanged_on_the_fixtures(tiny_task_factory, multi_la
     monkeypatch.setattr(tfidf, "MIN_DF_FROM", 10**9)
     original = linear.linear_estimator
     monkeypatch.setattr(linear, "linear_estimator",
-                        lambda kind, C, ml, y, seed=0, sparse=False: original(kind, C, ml, y, seed, sparse=False))
+                        lambda kind, C, ml, y, seed=0, class_weight="none", sparse=False:
+                        original(kind, C, ml, y, seed, class_weight, sparse=False))
     monkeypatch.setattr(linear, "WARM_START", False)
     old = TfidfClassifier(cfg).fit(task)
     old_pred = predict_labels(old.predict_proba(task.test.texts), multi_label, old.threshold)
