@@ -68,3 +68,31 @@ def tiny_task_factory(tiny_csv):
         return load_task(str(tiny_csv / name), multi_label=multi_label, id_field="id")
 
     return make
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes them much slower:
+    a module opts in with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def label_llama(tmp_path_factory):
+    """The tiny Llama with the label names in its vocabulary (`tiny_llama`'s tokenizer knows only topic words)."""
+    from llmclf.models.registry import tiny_causal_lm
+
+    words = " ".join(TOPICS.values()).split() + sorted(TOPICS) + ["classify", "categories"]
+    return tiny_causal_lm(tmp_path_factory.mktemp("models") / "label-llama", words=words)
+
+
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """A model and embedding cache of the test's own (papermill kernels inherit the variable)."""
+    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"

@@ -9,33 +9,16 @@ seed.
 
 import numpy as np
 import pytest
-import torch
 
-from conftest import TOPICS
 from llmclf.approaches.baselines import make_baseline
 from llmclf.approaches.contract import Classifier
 from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
 from llmclf.approaches.instruction import InstructionClassifier
 from llmclf.config import BaselineConfig, EmbeddingHeadConfig, InstructionConfig
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 TRAIN = dict(max_length=32, batch_size=4, eval_batch_size=8, epochs=1.0)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads; on a busy 2-core machine OpenMP spinning slows them down a lot.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def label_llama(tmp_path_factory):
-    from llmclf.models.registry import tiny_causal_lm
-
-    words = " ".join(TOPICS.values()).split() + sorted(TOPICS) + ["classify", "categories"]
-    return tiny_causal_lm(tmp_path_factory.mktemp("models") / "contract-llama", words=words)
 
 
 def _approaches(label_llama, tiny_bert):

@@ -11,10 +11,7 @@ from llmclf.config import ConfigError, DistillationConfig
 from llmclf.study.record import read_record
 from llmclf.study.runner import run_study
 
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def test_the_soft_loss_is_zero_where_the_student_matches_the_teacher():

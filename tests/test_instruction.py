@@ -17,25 +17,9 @@ from llmclf.approaches.prompts import AnswerConstraint, PromptBuilder, parse_ans
 
 from conftest import TOPICS
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 LABELS = sorted(TOPICS)  # chemistry, electricity, mechanics
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models gain nothing from threads, and on a busy 2-core machine OpenMP spinning makes them 100x slower.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def label_llama(tmp_path_factory):
-    """The tiny Llama with the label names in its vocabulary (the shared fixture's tokenizer knows only topic words)."""
-    from llmclf.models.registry import tiny_causal_lm
-
-    words = " ".join(TOPICS.values()).split() + LABELS + ["classify", "categories"]
-    return tiny_causal_lm(tmp_path_factory.mktemp("models") / "label-llama", words=words)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from llmclf.approaches.persistence import (MODEL_FILE, ModelLoadError, folder_bytes, load_classifier,
                                            load_sklearn, save_sklearn)
@@ -12,28 +11,9 @@ from llmclf.config import BaselineConfig, EmbeddingHeadConfig, InstructionConfig
 
 from conftest import TOPICS
 
+pytestmark = pytest.mark.usefixtures("one_thread", "own_cache")
+
 LABELS = sorted(TOPICS)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture(scope="module")
-def label_llama(tmp_path_factory):
-    from llmclf.models.registry import tiny_causal_lm
-
-    words = " ".join(TOPICS.values()).split() + LABELS + ["classify", "categories"]
-    return tiny_causal_lm(tmp_path_factory.mktemp("models") / "label-llama", words=words)
 
 
 def make(kind, multi_label, tiny_llama, tiny_bert, label_llama):

@@ -11,7 +11,6 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 
 import llmclf
 from llmclf.cli import main
@@ -20,18 +19,7 @@ from llmclf.study.experiment import fit_and_evaluate
 from llmclf.study.predict import PredictError, keep_model, load_run
 from llmclf.study.record import read_record, save_run, write_json_atomic
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("one_thread", "own_cache")
 
 
 def make_run(root, clf, task, notebook, label, save_model=True, threshold=None):
@@ -168,6 +156,7 @@ def run_snippet(folder, texts, tmp_path) -> np.ndarray:
     """The model card's snippet, run in a fresh interpreter from the exported folder, without llmclf."""
     script = snippet_of((folder / "model_card.md").read_text()) + f"""
 import sys
+
 texts = json.load(open({str(tmp_path / 'texts.json')!r}))
 np.save({str(tmp_path / 'proba.npy')!r}, predict_proba(texts))
 assert not any(m == "llmclf" or m.startswith("llmclf.") for m in sys.modules), "llmclf was imported"

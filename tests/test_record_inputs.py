@@ -12,10 +12,7 @@ from llmclf.config import BaselineConfig
 from llmclf.study.experiment import fit_and_evaluate
 from llmclf.study.record import save_run
 
-
-@pytest.fixture(autouse=True)
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+pytestmark = pytest.mark.usefixtures("own_cache")
 
 
 def config(**kw):

@@ -8,7 +8,6 @@ and position ids follow the mask, so left- and right-padded batches give the sam
 
 from __future__ import annotations
 
-import torch
 from torch import nn
 
 from ..config import ConfigError
@@ -103,13 +102,9 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
         from transformers import AutoModelForSequenceClassification
 
         from ..config import EmbeddingHeadConfig
-        from .persistence import config_from, prepare_quantized, read_metadata, resolve_base, restore_common
+        from .persistence import prepare_quantized, restore_transformer
 
-        meta = read_metadata(folder)
-        cfg = config_from(meta, EmbeddingHeadConfig)
-        base = resolve_base(meta, model_path)
-        clf = restore_common(cls(cfg, base or folder), meta)
-        clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        clf, cfg, meta, base = restore_transformer(cls, folder, EmbeddingHeadConfig, model_path)
         n = len(clf.labels)
         problem = "multi_label_classification" if clf.multi_label else None
         if cfg.use_lora:

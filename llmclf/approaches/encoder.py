@@ -60,13 +60,9 @@ class EncoderClassifier(FineTunedClassifier):
         from transformers import AutoModelForSequenceClassification
 
         from ..config import BaselineConfig
-        from .persistence import config_from, prepare_quantized, read_metadata, resolve_base, restore_common
+        from .persistence import prepare_quantized, restore_transformer
 
-        meta = read_metadata(folder)
-        cfg = config_from(meta, BaselineConfig, baseline="encoder")
-        base = resolve_base(meta, model_path)
-        clf = restore_common(EncoderClassifier(cfg, base or folder), meta)
-        clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        clf, cfg, meta, base = restore_transformer(EncoderClassifier, folder, BaselineConfig, model_path, baseline="encoder")
         if cfg.use_lora:
             from peft import PeftModel
 

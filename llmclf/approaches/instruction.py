@@ -429,13 +429,9 @@ class InstructionClassifier:
         from transformers import AutoModelForCausalLM
 
         from ..config import InstructionConfig
-        from .persistence import config_from, prepare_quantized, read_metadata, resolve_base, restore_common
+        from .persistence import prepare_quantized, restore_transformer
 
-        meta = read_metadata(folder)
-        cfg = config_from(meta, InstructionConfig)
-        base = resolve_base(meta, model_path)
-        clf = restore_common(cls(cfg, base or folder), meta)
-        clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+        clf, cfg, meta, base = restore_transformer(cls, folder, InstructionConfig, model_path)
         p = meta["prompt"]
         clf.prompts = PromptBuilder(clf.tokenizer, clf.labels, clf.multi_label, p["task_description"],
                                     p["template"], p["label_verbalizer"], p["label_descriptions"],

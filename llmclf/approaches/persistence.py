@@ -95,6 +95,20 @@ def restore_common(clf, meta: dict):
     return clf
 
 
+def restore_transformer(cls, folder, config_cls, model_path: str | None = None, **overrides):
+    """A saved transformer-based classifier's shell: its config, labels and threshold(s), its tokenizer (saved with
+    it), and the base it needs (resolved, or None when the folder holds the whole model). The approach then loads
+    its weights. Returns (classifier, config, metadata, base)."""
+    from ..models.loading import load_tokenizer
+
+    meta = read_metadata(folder)
+    cfg = config_from(meta, config_cls, **overrides)
+    base = resolve_base(meta, model_path)
+    clf = restore_common(cls(cfg, base or str(folder)), meta)
+    clf.tokenizer = load_tokenizer(folder, cfg.trust_remote_code)
+    return clf, cfg, meta, base
+
+
 def config_from(meta: dict, config_cls, **overrides):
     """The run's config again (fields a newer config added take their defaults; unknown ones are dropped)."""
     known = set(config_cls.field_names())

@@ -438,7 +438,7 @@ def _model_of(spec: RunSpec) -> str:
 
 def _dtype_of(spec: RunSpec) -> str:
     dtype = spec.params.get("dtype")
-    if dtype is None:
+    if dtype is None or (spec.notebook == "30_baselines" and spec.params.get("baseline") == "tfidf"):
         return "-"
     if dtype == "auto":  # resolved by the hardware, as the run will
         try:
