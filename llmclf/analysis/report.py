@@ -157,9 +157,14 @@ def load_records(study: str, runs_root: str | Path = "runs", study_runs: str | P
     return frame
 
 
+def teacher_run_id(record: dict) -> str | None:
+    """The run a distilled student learned from (40_distillation records it under `teacher`)."""
+    return record.get("teacher_run_id") or (record.get("teacher") or {}).get("run_id")
+
+
 def approach_family(notebook, params: dict, record: dict | None = None) -> str:
     """The approach family a run belongs to, for the study-wide table."""
-    if (record or {}).get("teacher_run_id"):
+    if notebook == "40_distillation" or teacher_run_id(record or {}):
         return "distilled student"
     if notebook == "10_embedding_head":
         return "embedding head"
@@ -182,7 +187,7 @@ def _issue11_columns(r: dict, p: dict, row: dict) -> dict:
            "tfidf_input": p.get("tfidf_input", "full") if p.get("baseline") == "tfidf" else None,
            "resolved_dtype": r.get("resolved_dtype", p.get("dtype")),
            "device": ((r.get("provenance") or {}).get("machine") or {}).get("gpu") or "cpu",
-           "teacher_run_id": r.get("teacher_run_id"),
+           "teacher_run_id": teacher_run_id(r),
            "threshold": (r.get("metrics") or {}).get("threshold"),
            "predictions_timed_after_warm_up": bool(timings.get("predict_warm_up"))}
     if p.get("baseline") == "tfidf" and out["tfidf_input"] == "full":
