@@ -61,6 +61,13 @@ def runs(tmp_path_factory, tiny_llama, tiny_bert, tiny_csv):
                "head": make_run(root, head, single, "10_embedding_head", "head"),
                "encoder": make_run(root, encoder, single, "30_baselines", "encoder"),
                "tfidf": make_run(root, tfidf, multi, "30_baselines", "tfidf", threshold=0.3),
+               "frozen": make_run(root, make_baseline(BaselineConfig(baseline="frozen", model=str(tiny_llama),
+                                                                     c_values=[1.0], **common), str(tiny_llama)),
+                                  single, "30_baselines", "frozen"),
+               "tfidf_cut": make_run(root, make_baseline(BaselineConfig(baseline="tfidf", tfidf_input="truncated",
+                                                                        model=str(tiny_llama), c_values=[10.0],
+                                                                        **common), str(tiny_llama)),
+                                     single, "30_baselines", "tfidf_cut"),
                "nomodel": make_run(root, make_baseline(BaselineConfig(baseline="tfidf", c_values=[10.0])), single,
                                    "30_baselines", "nomodel", save_model=False),
                "root": root}
@@ -223,3 +230,45 @@ def test_an_instruction_run_exports_a_snippet_that_scores_its_labels(tmp_path, t
     texts = texts_of(task)
     expected = load_run(run).predict_proba(texts)
     np.testing.assert_allclose(run_snippet(tmp_path / "export", texts, tmp_path), expected, atol=1e-4)
+
+
+@pytest.mark.parametrize("run", ["tfidf", "tfidf_cut", "frozen"])
+def test_linear_baselines_export_a_snippet_without_llmclf(runs, run, tmp_path):
+    """The best configuration of the default study is TF-IDF: its export, too, predicts without llmclf (numpy,
+    safetensors, scikit-learn's TfidfVectorizer; transformers for the frozen model and the equal-input tokenizer)."""
+    dest = tmp_path / "export"
+    assert main(["export", str(runs[run]), str(dest)]) == 0
+    task = runs["multi" if run == "tfidf" else "single"]
+    texts = texts_of(task)
+    expected = load_run(runs[run]).predict_proba(texts)
+    assert {"portable.safetensors", "portable.json"} <= {p.name for p in dest.iterdir()}
+    np.testing.assert_allclose(run_snippet(dest, texts, tmp_path), expected, atol=1e-4)
+    assert "Without llmclf" in (dest / "model_card.md").read_text()
+
+
+def test_weight_matrix_reproduces_predict_proba():
+    """as_weight_matrix: binary, multinomial with a label never seen in training, one-vs-rest with a constant
+    column, a scaler folded in; each equal to predict_proba_linear."""
+    from sklearn.preprocessing import StandardScaler
+
+    from llmclf.approaches.linear import as_weight_matrix, linear_estimator, predict_proba_linear
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 4)) * [1, 10, 0.1, 3] + [0, 5, -2, 1]
+    scaler = StandardScaler().fit(X)
+    Xs = scaler.transform(X)
+
+    def softmax(z):
+        e = np.exp(z - z.max(1, keepdims=True))
+        return e / e.sum(1, keepdims=True)
+
+    for y, n_labels in [((X[:, 0] > 0).astype(int), 2), (np.digitize(X[:, 0], [-0.5, 0.5]) * 2, 5)]:
+        model = linear_estimator("logreg", 1.0, False, y).fit(Xs, y)
+        W, b = as_weight_matrix(model, n_labels, False, scaler=scaler)
+        np.testing.assert_allclose(softmax(X @ W.T + b), predict_proba_linear(model, Xs, n_labels, False),
+                                   atol=1e-5)
+    Y = np.stack([X[:, 0] > 0, X[:, 1] > 5, np.ones(60, bool)], axis=1).astype(int)
+    model = linear_estimator("logreg", 1.0, True, Y).fit(Xs, Y)
+    W, b = as_weight_matrix(model, 3, True, scaler=scaler)
+    np.testing.assert_allclose(1 / (1 + np.exp(-(X @ W.T + b))), predict_proba_linear(model, Xs, 3, True),
+                               atol=1e-5)

@@ -260,7 +260,7 @@ class FrozenEmbeddingClassifier:
         save_sklearn({"scaler": self.scaler, "linear": self.linear}, folder, "frozen")
         write_metadata(folder, self, "frozen", base_model=self.cfg.model, base_path=self.model_path,
                        needs_base=True, trainable_params=self.trainable_params, total_params=self.total_params,
-                       selection=self.selection.record())
+                       selection=self.selection.record(), append_eos=bool(self.append_eos), causal=bool(self.causal))
 
     @classmethod
     def load(cls, folder: str, model_path: str | None = None) -> "FrozenEmbeddingClassifier":

@@ -174,3 +174,45 @@ def fit_linear_on_validation(X_train, y_train: np.ndarray, X_val, y_val: np.ndar
     if selection.warning:
         warnings.warn(selection.warning, stacklevel=2)
     return selection
+
+
+def as_weight_matrix(model, n_labels: int, multi_label: bool, scaler=None) -> tuple[np.ndarray, np.ndarray] | None:
+    """A fitted logistic-regression model (after an optional StandardScaler) as one weight matrix W (n_labels, d)
+    and bias b (n_labels,) in label order, such that predict_proba_linear(model, X) equals softmax(X W' + b)
+    (single-label) or sigmoid(X W' + b) (multi-label): what a reader needs to predict with numpy alone.
+
+    A label the single-label model never saw gets bias -1e4 (probability 0); a one-vs-rest column that was constant
+    in training gets ±1e4 (its constant). The scaler folds into W and b. None for a calibrated SVM (not linear in
+    probability)."""
+    def logistic(est) -> bool:
+        return hasattr(est, "coef_") and type(est).__name__ == "LogisticRegression"
+
+    estimators = list(getattr(model, "estimators_", [])) if multi_label else [model]
+    if not estimators or not all(logistic(e) or hasattr(e, "y_") for e in estimators):
+        return None
+    d = next((e.coef_.shape[1] for e in estimators if logistic(e)), None)
+    if d is None:
+        return None
+    W, b = np.zeros((n_labels, d), dtype=np.float64), np.zeros(n_labels, dtype=np.float64)
+    if multi_label:
+        for i, est in enumerate(estimators):
+            if logistic(est):
+                W[i], b[i] = est.coef_[0], est.intercept_[0]
+            else:  # scikit-learn's _ConstantPredictor: the label was always (or never) present in training
+                b[i] = 1e4 if float(np.ravel(est.y_)[0]) > 0.5 else -1e4
+    else:
+        classes = np.asarray(model.classes_)
+        b[:] = -1e4
+        if len(classes) == 2:  # binary logistic regression: p1 = sigmoid(z) = softmax([0, z])[1]
+            b[classes[0]] = 0.0
+            W[classes[1]], b[classes[1]] = model.coef_[0], model.intercept_[0]
+        else:
+            W[classes], b[classes] = model.coef_, model.intercept_
+    if scaler is not None:
+        mean = getattr(scaler, "mean_", None)
+        scale = getattr(scaler, "scale_", None)
+        if scale is not None:
+            W = W / scale
+        if mean is not None:
+            b = b - W @ mean
+    return W.astype(np.float32), b.astype(np.float32)

@@ -78,6 +78,8 @@ class TfidfClassifier:
         from .persistence import save_sklearn, write_metadata
 
         save_sklearn({"vectorizer": self.vectorizer, "model": self.model}, folder, "tfidf")
+        if self.truncated:  # equal inputs: the tokenizer that cuts each text travels with the model
+            self.tokenizer().save_pretrained(folder)
         write_metadata(folder, self, "tfidf", base_model=None, base_path=None, needs_base=False,
                        trainable_params=self.trainable_params)
 
@@ -87,7 +89,8 @@ class TfidfClassifier:
         from .persistence import config_from, load_sklearn, read_metadata, restore_common
 
         meta = read_metadata(folder)
-        clf = restore_common(cls(config_from(meta, BaselineConfig, baseline="tfidf")), meta)
+        cfg = config_from(meta, BaselineConfig, baseline="tfidf")
+        clf = restore_common(cls(cfg, tokenizer_path=folder if cfg.tfidf_input == "truncated" else None), meta)
         parts = load_sklearn(folder, "tfidf")
         clf.vectorizer, clf.model = parts["vectorizer"], parts["model"]
         clf.trainable_params = clf.total_params = meta.get("trainable_params")

@@ -21,6 +21,10 @@ from .predict import MODEL_DIR, PredictError, find_run, load_run
 from .record import PREDICTIONS_FILE, read_record
 
 MERGEABLE = ("embedding_head", "encoder")
+LINEAR = ("tfidf", "frozen")
+PORTABLE = "portable"  # <folder>/portable.safetensors + portable.json: a linear baseline for numpy alone
+VECTORIZER_SETTINGS = ("lowercase", "strip_accents", "analyzer", "token_pattern", "ngram_range", "norm", "use_idf",
+                       "smooth_idf", "sublinear_tf", "binary")
 
 
 def export(run, dest: str | Path, *, merge: bool = False, study: str | None = None, runs_root="runs",
@@ -41,6 +45,8 @@ def export(run, dest: str | Path, *, merge: bool = False, study: str | None = No
         shutil.copytree(source, dest, dirs_exist_ok=True)
     shutil.copy2(run_dir / "record.json", dest / "run_record.json")
     meta = read_metadata(dest)
+    if meta["approach"] in LINEAR:
+        meta["portable"] = write_portable(dest, meta)
     (dest / "model_card.md").write_text(model_card(record, meta, run_dir))
     return dest
 
@@ -63,6 +69,35 @@ def merge_into(model, meta: dict, dest: Path) -> None:
     meta = {**meta, "merged": True, "config": {**cfg, "use_lora": False},
             "base_model": {**meta["base_model"], "needed": False}}
     (dest / MODEL_FILE).write_text(json.dumps(meta, indent=1, default=str) + "\n")
+
+
+def write_portable(dest: Path, meta: dict) -> bool:
+    """A linear baseline as plain arrays beside its scikit-learn state: `portable.safetensors` (W, b in label order,
+    the scaler folded in; the TF-IDF idf) and `portable.json` (the TF-IDF vocabulary and settings), which the card's
+    snippet reads with numpy, safetensors and (TF-IDF) scikit-learn's TfidfVectorizer. False (nothing written) for a
+    model that is not a logistic regression (a calibrated SVM)."""
+    from safetensors.numpy import save_file
+
+    from ..approaches.linear import as_weight_matrix
+    from ..approaches.persistence import load_sklearn
+
+    approach = meta["approach"]
+    parts = load_sklearn(dest, approach)
+    model = parts["model"] if approach == "tfidf" else parts["linear"]
+    weights = as_weight_matrix(model, len(meta["labels"]), meta["multi_label"], scaler=parts.get("scaler"))
+    if weights is None:
+        return False
+    arrays = {"weight": weights[0], "bias": weights[1]}
+    spec: dict = {"approach": approach}
+    if approach == "tfidf":
+        vec = parts["vectorizer"]
+        arrays["idf"] = np.asarray(vec.idf_, dtype=np.float32)
+        spec["vectorizer"] = {k: getattr(vec, k) for k in VECTORIZER_SETTINGS}
+        spec["vectorizer"]["ngram_range"] = list(vec.ngram_range)
+        spec["vocabulary"] = {term: int(i) for term, i in vec.vocabulary_.items()}
+    save_file(arrays, str(dest / f"{PORTABLE}.safetensors"))
+    (dest / f"{PORTABLE}.json").write_text(json.dumps(spec))
+    return True
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,14 +178,22 @@ def model_card(record: dict, meta: dict, run_dir: Path) -> str:
               f"- packages: {', '.join(f'{k} {v}' for k, v in (prov.get('packages') or {}).items() if v)}", ""]
     lines += ["## Loading it", "", "With llmclf: `llmclf predict THIS_FOLDER texts.csv`, or in Python "
               "`llmclf.load_run(THIS_FOLDER).predict_proba(texts)`.", ""]
+    if meta["approach"] in LINEAR and not meta.get("portable"):
+        lines += ["This linear model is a calibrated SVM, not a single weight matrix: load it with llmclf.", ""]
     snippet, cfg = loading_snippet(meta), meta.get("config") or {}
     if snippet:
         what = ("`predict_proba(texts)` returns the probabilities above, in label order" if "def predict_proba"
                 in snippet else "`generate(texts)` returns the greedy answers (llmclf scores every label instead)")
-        lines += [f"Without llmclf (transformers and peft only); {what}. It computes in float32; the run used "
-                  f"{cfg.get('dtype')}" + (f" on a {cfg.get('quantization')} base" if cfg.get("quantization", "none")
-                                           != "none" else "") + ", so probabilities may differ by rounding.",
-                  "", "```python", snippet.rstrip(), "```", ""]
+        needs = {"tfidf": "numpy, safetensors and scikit-learn's TfidfVectorizer"
+                          + (", transformers for the tokenizer that cuts each text" if cfg.get("tfidf_input")
+                             == "truncated" else ""),
+                 "frozen": "numpy, safetensors and transformers for the frozen model"}.get(
+                     meta["approach"], "transformers and peft only")
+        rounding = ("" if meta["approach"] == "tfidf" else
+                    f" It computes in float32; the run used {cfg.get('dtype')}"
+                    + (f" on a {cfg.get('quantization')} base" if cfg.get("quantization", "none") != "none" else "")
+                    + ", so probabilities may differ by rounding.")
+        lines += [f"Without llmclf ({needs}); {what}.{rounding}", "", "```python", snippet.rstrip(), "```", ""]
     return "\n".join(lines)
 
 
@@ -212,9 +255,66 @@ def loading_snippet(meta: dict) -> str | None:
         ]
     elif approach == "instruction":
         return instruction_snippet(meta, adapter, base)
+    elif approach in LINEAR:
+        return linear_snippet(meta, base) if meta.get("portable") else None
     else:
         return None
     return "\n".join(head + body) + "\n"
+
+
+def linear_snippet(meta: dict, base: dict) -> str:
+    """TF-IDF: scikit-learn's TfidfVectorizer with the saved vocabulary and idf, then numpy. Frozen embeddings: the
+    base model through transformers' AutoModel, pooled as the run pooled, then numpy."""
+    cfg, approach = meta["config"], meta["approach"]
+    activation = ("1 / (1 + np.exp(-z))" if meta["multi_label"]
+                  else "np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)")
+    lines = ["import json", "", "import numpy as np", "from safetensors.numpy import load_file"]
+    truncated = approach == "tfidf" and cfg.get("tfidf_input") == "truncated"
+    if approach == "tfidf":
+        lines.append("from sklearn.feature_extraction.text import TfidfVectorizer")
+    if approach == "frozen" or truncated:
+        lines += ["import torch", "from transformers import AutoModel, AutoTokenizer"] if approach == "frozen" else [
+            "from transformers import AutoTokenizer"]
+    lines += ["", 'FOLDER = "."  # this folder']
+    if approach == "frozen":
+        lines.append(f"BASE = {str(base.get('path') or base.get('name'))!r}  # the frozen model "
+                     f"{base.get('name')!r}, files' sha256 {base.get('checksum')}")
+    lines += ['meta = json.load(open(f"{FOLDER}/llmclf_model.json"))',
+              'labels, max_length = meta["labels"], meta["max_length"]',
+              f'arrays, spec = load_file(f"{{FOLDER}}/{PORTABLE}.safetensors"), json.load(open(f"{{FOLDER}}/{PORTABLE}.json"))',
+              'W, b = arrays["weight"], arrays["bias"]  # (labels, features), label order; scaling folded in']
+    if approach == "tfidf":
+        lines += ['settings = {**spec["vectorizer"], "ngram_range": tuple(spec["vectorizer"]["ngram_range"])}',
+                  'vectorizer = TfidfVectorizer(vocabulary=spec["vocabulary"], dtype=np.float32, **settings)',
+                  'vectorizer.idf_ = arrays["idf"]']
+        if truncated:
+            lines += ["tokenizer = AutoTokenizer.from_pretrained(FOLDER)  # the run read each text's first max_length "
+                      "tokens", "",
+                      "",
+                      "def cut(texts):",
+                      "    ids = tokenizer(list(texts), add_special_tokens=False, truncation=True, "
+                      "max_length=max_length)['input_ids']",
+                      "    return tokenizer.batch_decode(ids, skip_special_tokens=True)"]
+        lines += ["", "", "def predict_proba(texts):",
+                  f"    z = vectorizer.transform({'cut(texts)' if truncated else 'list(texts)'}) @ W.T + b",
+                  f"    return {activation}"]
+    else:
+        causal = meta.get("causal", True)
+        eos = bool(meta.get("append_eos"))
+        lines += ["tokenizer = AutoTokenizer.from_pretrained(BASE)",
+                  f"model = AutoModel.from_pretrained(BASE, dtype=torch.float32).eval()", "", "",
+                  "@torch.inference_mode()", "def predict_proba(texts):",
+                  "    rows = []",
+                  "    for text in texts:  # one text at a time, unpadded"]
+        lines.append("        ids = tokenizer(text, truncation=True, max_length=max_length - 1)['input_ids'] + "
+                     "[tokenizer.eos_token_id]  # EOS ends every text" if eos else
+                     "        ids = tokenizer(text, truncation=True, max_length=max_length)['input_ids']")
+        pool = "hidden[-1]" if cfg.get("pooling") == "last" else "hidden.mean(dim=0)"
+        lines += ["        hidden = model(input_ids=torch.tensor([ids])).last_hidden_state[0].float()",
+                  f"        rows.append(({pool}).numpy())  # pooling: {cfg.get('pooling')}",
+                  "    z = np.stack(rows) @ W.T + b",
+                  f"    return {activation}"]
+    return "\n".join(lines) + "\n"
 
 
 def instruction_snippet(meta: dict, adapter: bool, base: dict) -> str:
