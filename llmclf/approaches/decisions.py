@@ -63,6 +63,19 @@ def choose_threshold(rule, y_val: np.ndarray, proba_val: np.ndarray | None):
     return float(rule)
 
 
+def threshold_on_validation(clf, task) -> None:
+    """A fine-tuned multi-label classifier's threshold, chosen inside its `fit`: with a tuned rule, predict the
+    validation split once (kept as `clf.validation_proba` for calibration; timed as the 'validation' phase), then
+    apply `clf.cfg.threshold`'s rule."""
+    import time
+
+    if is_tuned(clf.cfg.threshold):
+        start = time.perf_counter()
+        clf.validation_proba = clf.predict_proba(task.validation.texts, phase="predict validation")
+        clf.phase_seconds["validation"] = time.perf_counter() - start
+    clf.threshold = choose_threshold(clf.cfg.threshold, task.validation.y, clf.validation_proba)
+
+
 def threshold_for_record(threshold):
     """A float, or a list of floats (per label): what a JSON record holds."""
     arr = np.asarray(threshold, dtype=float)

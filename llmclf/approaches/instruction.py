@@ -67,8 +67,8 @@ from .prompts import PromptBuilder, parse_answer
 from .training import train_with_trainer
 
 # parameters that change predictions (or the evaluation data) but not the trained adapter
-PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "run_dir",
-                          "save_model")
+PREDICTION_ONLY_PARAMS = ("predict_mode", "max_new_tokens", "threshold", "eval_batch_size", "max_eval", "max_val",
+                          "max_test", "run_dir", "save_model")
 
 
 class AnswerCollator:
@@ -347,13 +347,9 @@ class InstructionClassifier:
         if self.adapter_key:
             self.fit_stats["adapter_key"] = self.adapter_key
         if task.multi_label and self.cfg.predict_mode == "score":  # generated answers are 0/1: 0.5 is all there is
-            from .decisions import choose_threshold, is_tuned
+            from .decisions import threshold_on_validation
 
-            if is_tuned(self.cfg.threshold):
-                started = time.perf_counter()
-                self.validation_proba = self.predict_proba(task.validation.texts, phase="predict validation")
-                self.phase_seconds["validation"] = time.perf_counter() - started
-            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, self.validation_proba)
+            threshold_on_validation(self, task)
         return self
 
     def input_budget(self, texts: list[str]) -> dict:

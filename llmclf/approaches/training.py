@@ -79,13 +79,9 @@ class FineTunedClassifier:
         self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg)
         self.validation_proba = None
         if task.multi_label:
-            from .decisions import choose_threshold, is_tuned
+            from .decisions import threshold_on_validation
 
-            if is_tuned(self.cfg.threshold):
-                start = time.perf_counter()
-                self.validation_proba = self.predict_proba(task.validation.texts, phase="predict validation")
-                self.phase_seconds["validation"] = time.perf_counter() - start
-            self.threshold = choose_threshold(self.cfg.threshold, task.validation.y, self.validation_proba)
+            threshold_on_validation(self, task)
         return self
 
     def input_budget(self, texts: list[str]) -> dict:
