@@ -8,7 +8,7 @@ Same model (SmolLM2-135M-Instruct), same bbc-news texts (file order), same max_l
   how noisy the machine was);
 - the recipe: plain transformers `AutoModelForSequenceClassification` in float32, batch 4, dynamic padding, texts in
   file order (inference); Trainer with LoRA r=8 on q,k,v,o, batch 8 (training);
-- llmclf at its defaults (dtype auto, eval_batch_size 16, length-sorted batches): embedding-head inference and
+- llmclf at its defaults (dtype auto, eval_batch_size 8, length-sorted batches): embedding-head inference and
   training, the 4-bit base, instruction tuning's label scoring and greedy generation (zero-shot model: the speed
   of a trained adapter is the same), frozen-embedding extraction; and TF-IDF + logistic regression fitted on
   10,000 documents (uspto-10k when the shared data is there, else bbc-news repeated).
@@ -317,9 +317,12 @@ def main(argv=None) -> int:
              "train", "batch 8; the default is 0"),
             # where instruction scoring's time goes: the same length with the prompt inside it (the text gets
             # fewer tokens), and 2 labels instead of 5 (the cost of a label)
+            ("llmclf head inference, eval_batch_size 16", "inference", L,
+             lambda L=L: llmclf_head_inference(model_path, texts, L, eval_batch_size=16), toks_eos, 2, n_texts,
+             None, "the default before: 8 is the default"),
             ("llmclf instruction score, prompt within L", "inference", L,
              lambda L=L: llmclf_instruction(model_path, texts, L, "score", bbc.labels), None, 2, n_texts,
-             "instruction", "zero-shot model, max_length L: prompt + text + answer"),
+             "instruction" if L >= 128 else "skip", "zero-shot model, max_length L: prompt + text + answer"),
             ("llmclf instruction score (2 labels)", "inference", L,
              lambda L=L: llmclf_instruction(model_path, texts, L + 64, "score", bbc.labels[:2]), None, 2, n_texts,
              "instruction", "zero-shot model, max_length L+64, 2 of the 5 labels"),
