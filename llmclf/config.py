@@ -295,7 +295,7 @@ class LoraParams(Config):
     lora_r: int = param(8, "LoRA rank.")
     lora_alpha: int = param(16, "LoRA scaling numerator (scale = alpha / r).")
     lora_dropout: float = param(0.0, "Dropout on the LoRA input. 0 (the default): peft skips the dropout of every "
-                                "adapted layer's full-width input, some 10% of a training step on a CPU "
+                                "adapted layer's full-width input, 17-21% of a training step on an AVX2 CPU "
                                 "(bench/bench.py measures it beside 0.05).")
     lora_target_modules: list[str] = param(["q_proj", "k_proj", "v_proj", "o_proj"],
                                            "Module names that get adapters; ['all-linear'] for every linear layer.")

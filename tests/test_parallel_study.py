@@ -154,6 +154,50 @@ def test_ctrl_c_records_the_run_in_flight_as_interrupted(study):
     assert "1 interrupted, 1 not started" in output
 
 
+def test_one_ctrl_c_stops_a_parallel_study_after_the_current_cells(study):
+    """A terminal's Ctrl-C goes to the whole foreground group; the local workers are out of it, `llmclf run` passes
+    the stop on, and each run in flight records itself as interrupted after its current cell: one Ctrl-C is enough."""
+    runs = study.parent / "interrupted-parallel" / "tiny"
+    proc = cli(study, runs.parent, "--workers", "2", start_new_session=True)
+    deadline = time.time() + 120
+    while time.time() < deadline and len(list(runs.glob("*/notebook.ipynb"))) < 2:
+        time.sleep(0.1)
+    assert len(list(runs.glob("*/notebook.ipynb"))) == 2, "the two runs were not seen running side by side"
+    records = [read_record(d) for d in run_dirs(runs)]
+    workers = {r["ran_on"]["pid"] for r in records}
+    assert all(os.getpgid(pid) == pid for pid in workers)  # each worker leads a process group of its own
+    os.killpg(proc.pid, signal.SIGINT)  # once
+    output = proc.communicate(timeout=120)[0]  # before the fix it waited here for ever
+    assert proc.returncode == 130, output
+    assert "stop after their current cell" in output
+    records = [read_record(d) for d in run_dirs(runs)]
+    assert [r["status"] for r in records] == ["interrupted", "interrupted"], output
+    assert all("Ctrl-C, after the current cell" in r["error"] for r in records), [r["error"] for r in records]
+    assert all((runs / r["run_id"] / r["partial_notebook"]).exists() for r in records)
+    assert not list(runs.glob("*/lock*"))
+    assert "2 interrupted" in output
+    for pid in workers:  # the local cluster was closed with the study
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+
+
+def test_local_workers_share_the_cores_between_them(monkeypatch):
+    from llmclf.study.executors import THREAD_VARIABLES, DaskExecutor, threads_per_run
+
+    for var in THREAD_VARIABLES:
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert [threads_per_run(n) for n in (1, 2, 4, 3, 32)] == [16, 8, 4, 5, 1]
+    cluster, client = DaskExecutor(workers=1, dashboard_address=None)._connect()
+    try:  # the worker process was started with the variables set (torch reads them when it loads)
+        seen = client.run(lambda: {v: os.environ.get(v) for v in THREAD_VARIABLES})
+        assert list(seen.values()) == [dict.fromkeys(THREAD_VARIABLES, "16")]
+        assert all(pgid != os.getpgid(0) for pgid in client.run(os.getpgid, 0).values())
+    finally:
+        client.close()
+        cluster.close()
+
+
 def test_data_explorations_go_first_and_by_seed_keeps_its_meaning():
     def spec(notebook, seed, label):
         return RunSpec("s", notebook, {"seed": seed} if seed is not None else {}, label)

@@ -99,6 +99,17 @@ def test_predict_a_csv_in_input_order(runs, tmp_path):
     assert out["predicted"].tolist() == [labels[j] for j in expected.argmax(1)]
 
 
+def test_predict_with_frozen_embeddings_reads_the_cache_but_never_writes_it(runs, tmp_path, monkeypatch):
+    monkeypatch.setenv("LLMCLF_CACHE", str(runs["root"] / "cache"))
+    cached = sorted((runs["root"] / "cache" / "embeddings").glob("*.npz"))
+    assert cached  # the run cached its splits
+    model = load_run(runs["frozen"])
+    texts = ["a text no split holds", "gear"]
+    first = model.predict_proba(texts)
+    assert sorted((runs["root"] / "cache" / "embeddings").glob("*.npz")) == cached  # a user's texts: not cached
+    np.testing.assert_allclose(model.predict_proba(texts), first, atol=1e-6)
+
+
 def test_predict_from_stdin_one_text_a_line(runs, monkeypatch, capsys):
     texts = texts_of(runs["single"])
     monkeypatch.setattr(sys, "stdin", io.StringIO("\n".join(texts) + "\n"))

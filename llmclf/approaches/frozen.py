@@ -150,6 +150,7 @@ class FrozenEmbeddingClassifier:
         self.model = None
         self._model_params: int | None = None
         self._split_names: dict[str, str] = {}
+        self.cache_other_texts = True  # texts outside the run's splits are cached too; not by a loaded model
         self.phase_seconds: dict[str, float] = {}  # load / validation (approaches.contract)
         self.validation_proba: np.ndarray | None = None
         from transformers import AutoConfig
@@ -179,8 +180,9 @@ class FrozenEmbeddingClassifier:
         self._model_params = int(sum(p.numel() for p in self.model.parameters()))
         self.phase_seconds["load"] = self.phase_seconds.get("load", 0.0) + time.perf_counter() - start
 
-    def embed(self, texts: list[str], name: str) -> np.ndarray:
-        """Embeddings of `texts`, from the cache or computed (then cached); `name` labels the cache record."""
+    def embed(self, texts: list[str], name: str, store: bool = True) -> np.ndarray:
+        """Embeddings of `texts`, from the cache or computed (then cached, if `store`); `name` labels the cache
+        record."""
         cfg = self.cfg
         start = time.perf_counter()
         key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, self.dtype, texts, cfg.quantization,
@@ -197,10 +199,12 @@ class FrozenEmbeddingClassifier:
                 embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
                                          max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
                                          append_token=self.append_token, phase=f"embed {name}")
-                save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
-                                                  "max_length": cfg.max_length, "dtype": self.dtype,
-                                                  "quantization": cfg.quantization, "append_eos": self.append_eos,
-                                                  "n_texts": len(texts), "model_params": self._model_params})
+                if store:
+                    save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
+                                                      "max_length": cfg.max_length, "dtype": self.dtype,
+                                                      "quantization": cfg.quantization,
+                                                      "append_eos": self.append_eos, "n_texts": len(texts),
+                                                      "model_params": self._model_params})
                 self.embedding_cache[name] = "miss"
         self.embedding_seconds[name] = time.perf_counter() - start
         return embeddings
@@ -249,7 +253,7 @@ class FrozenEmbeddingClassifier:
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         name = self._split_names.get(texts_checksum(texts), "predict")
-        X = self.scaler.transform(self.embed(texts, name))
+        X = self.scaler.transform(self.embed(texts, name, store=name != "predict" or self.cache_other_texts))
         return predict_proba_linear(self.linear, X, len(self.labels), self.multi_label)
 
     def save(self, folder: str) -> None:
@@ -273,6 +277,7 @@ class FrozenEmbeddingClassifier:
         clf = restore_common(cls(cfg, resolve_base(meta, model_path)), meta)
         parts = load_sklearn(folder, "frozen")
         clf.scaler, clf.linear = parts["scaler"], parts["linear"]
+        clf.cache_other_texts = False  # `llmclf predict`: a user's texts are read from the cache, never written
         record = meta.get("selection") or {}
         clf.selection = SimpleNamespace(record=lambda: record)  # what prediction_stats reports
         clf.trainable_params, clf.total_params = meta.get("trainable_params"), meta.get("total_params")

@@ -6,17 +6,27 @@ Every run goes through `runner.execute` wherever it executes: the same folder, t
 the run folder (study.locks), so two `llmclf run` of one study, sequential or parallel, execute each run once.
 Dask adds what a home-made scheduler would lack: worker resources (`GPU`), retries of a run whose worker died
 (the scheduler's `allowed-failures`), priorities (the order of the study), and a dashboard.
+
+Ctrl-C, as with sequential runs: the first stops every run in flight after its current cell (each records itself
+as interrupted; runs not started are not started), a second stops at once (local workers are closed, the runs in
+flight settled as interrupted). Local workers sit in a process group of their own, so a terminal's Ctrl-C reaches
+only `llmclf run`, which passes the request on through a Dask `Event` that each run asks between cells.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import socket
+import threading
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
+from distributed.diagnostics.plugin import WorkerPlugin
 
 from ..config import ConfigError
+from . import interrupt
 from .locks import read_lock_info
 from .runner import SequentialExecutor  # noqa: F401 - the sequential one lives with the runner
 from .runner import RunOutcome, StudyProgress, execute, run_dir_for, settle
@@ -33,6 +43,9 @@ class DaskExecutor:
         worker passes its own CUDA_VISIBLE_DEVICES (set by SLURM or dask-cuda) to the run's kernel;
     retries: how many times a run whose worker died is run again on another worker (the scheduler's
         `distributed.scheduler.allowed-failures`; for an existing cluster it is the scheduler's own setting).
+
+    Each local worker, and the kernels it starts, uses cores // workers threads (OMP_NUM_THREADS and its kin, set
+    before the worker process starts, unless this process's environment sets them already).
     """
 
     def __init__(self, workers: int | None = None, scheduler: str | None = None, gpus_per_run: int | None = None,
@@ -54,13 +67,20 @@ class DaskExecutor:
 
         if self.scheduler:
             return None, Client(self.scheduler)
-        # the scheduler of a LocalCluster lives in this process and reads allowed-failures when it starts
-        with dask.config.set({"distributed.scheduler.allowed-failures": self.retries}):
+        # the scheduler of a LocalCluster lives in this process and reads allowed-failures when it starts; the
+        # nannies (in this process too) set the thread variables before each worker process starts (Dask's own
+        # default is 1 thread, which would leave most cores of a big machine idle)
+        threads = str(threads_per_run(self.workers))
+        spawn_env = {f"distributed.nanny.pre-spawn-environ.{var}": threads for var in THREAD_VARIABLES}
+        with dask.config.set({"distributed.scheduler.allowed-failures": self.retries, **spawn_env}), \
+                _sigint_ignored():  # the first workers are born deaf to a terminal's Ctrl-C
             cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=self.dashboard_address,
                 resources={"GPU": self.gpus_per_run} if self.gpus_per_run else None)
-        return cluster, Client(cluster)
+        client = Client(cluster)
+        client.register_plugin(OwnProcessGroup(), name="llmclf-own-process-group")  # and restarted ones too
+        return cluster, client
 
     def _devices_by_worker(self) -> dict[str, str] | None:
         if not (self.gpus_per_run and self.workers):
@@ -83,6 +103,8 @@ class DaskExecutor:
         cluster, client = self._connect()
         futures: dict = {}
         outcomes: list[RunOutcome] = []
+        stop = _stop_event(client)
+        stopping = False
         try:
             _print_dashboard(client, progress)
             check_shared_folder(client, runs_root / specs[0].study)
@@ -90,7 +112,7 @@ class DaskExecutor:
             devices = self._devices_by_worker()
             token = uuid.uuid4().hex[:6]
             for i, spec in enumerate(specs):  # priorities keep the study's order: earlier runs start first
-                fut = client.submit(run_on_worker, spec, str(runs_root), kernel_name, devices,
+                fut = client.submit(run_on_worker, spec, str(runs_root), kernel_name, devices, stop.name,
                                     key=f"{spec.run_id}-{token}", priority=len(specs) - i, pure=False,
                                     retries=self.retries,
                                     resources={"GPU": self.gpus_per_run} if self.gpus_per_run else None)
@@ -106,8 +128,14 @@ class DaskExecutor:
                     outcomes.append(outcome)
                     progress.done(outcome)
                 progress.running(_running_now([futures[f] for f in pending], runs_root))
+                if interrupt.requested() and not stopping:  # the first Ctrl-C: pass it on to the runs
+                    stopping = True
+                    stop.set()
+                    progress.write("interrupted: the runs in flight stop after their current cell and are recorded "
+                                   "as interrupted; no other run starts (Ctrl-C again to stop at once)")
         except KeyboardInterrupt:
             progress.write("interrupted: cancelling the study; runs in flight are recorded as interrupted")
+            stop.set()  # runs on a cluster that is not ours stop after their current cell
             done_ids = {o.spec.run_id for o in outcomes}
             unfinished = [s for s in futures.values() if s.run_id not in done_ids]
             client.cancel(list(futures), force=True)
@@ -138,15 +166,59 @@ class DaskExecutor:
 
 
 def run_on_worker(spec: RunSpec, runs_root: str, kernel_name: str | None,
-                  devices_by_worker: dict[str, str] | None) -> RunOutcome:
-    """The task a Dask worker runs: one run, through runner.execute, with this worker's GPUs for its kernel."""
-    from distributed import get_worker
+                  devices_by_worker: dict[str, str] | None, stop_name: str) -> RunOutcome:
+    """The task a Dask worker runs: one run, through runner.execute, with this worker's GPUs for its kernel; it
+    stops after the current cell once the study's stop event is set (Ctrl-C where `llmclf run` runs)."""
+    from distributed import Event, get_worker
 
     worker = get_worker()
+    stop = Event(stop_name)
+    if stop.is_set():  # the study was interrupted before this run started
+        return RunOutcome(spec, "cancelled")
     if devices_by_worker is not None and str(worker.name) in devices_by_worker:
         # one thread a worker, so one run at a time changes this process's environment; the kernel inherits it
         os.environ["CUDA_VISIBLE_DEVICES"] = devices_by_worker[str(worker.name)]
-    return execute(spec, Path(runs_root), kernel_name, holder_gone=_holder_gone_from_worker)
+    try:
+        with interrupt.stop_when(stop.is_set):
+            return execute(spec, Path(runs_root), kernel_name, holder_gone=_holder_gone_from_worker)
+    except interrupt.StopRequested:  # execute recorded it; a KeyboardInterrupt must not escape into the worker
+        return RunOutcome(spec, "interrupted", error="KeyboardInterrupt: stopped by the user (Ctrl-C)")
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def threads_per_run(workers: int) -> int:
+    """This machine's cores (those this process may use), shared evenly by the local workers' runs."""
+    return max(1, len(os.sched_getaffinity(0)) // workers)
+
+
+class OwnProcessGroup(WorkerPlugin):
+    """Puts each local worker (and so the kernels it starts) in a process group of its own, out of the reach of the
+    terminal's Ctrl-C, which goes to the foreground group; `llmclf run` passes the stop on itself."""
+
+    def setup(self, worker):
+        if os.getpgid(0) != os.getpid():
+            os.setpgid(0, 0)
+
+
+@contextmanager
+def _sigint_ignored():
+    """Processes started within inherit an ignored SIGINT (only the main thread may change a handler)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _stop_event(client):
+    from distributed import Event
+
+    return Event(f"llmclf-stop-{uuid.uuid4().hex[:8]}", client=client)
 
 
 def _holder_gone_from_worker(info: dict) -> bool:

@@ -201,7 +201,7 @@ def loading_snippet(meta: dict) -> str | None:
     """Python that predicts with transformers (and peft for an adapter) alone, for the approaches that allow it."""
     approach, cfg, base = meta["approach"], meta["config"], meta.get("base_model") or {}
     adapter = base.get("needed") and cfg.get("use_lora") and not meta.get("merged")
-    activation = "torch.sigmoid(logits)" if meta["multi_label"] else "torch.softmax(logits, dim=-1)"
+    activation = "torch.sigmoid({})" if meta["multi_label"] else "torch.softmax({}, dim=-1)"
     head = [
         "import json", "", "import numpy as np", "import torch",
         "from transformers import AutoModelForSequenceClassification, AutoTokenizer",
@@ -222,8 +222,6 @@ def loading_snippet(meta: dict) -> str | None:
     else:
         load = ["model = AutoModelForSequenceClassification.from_pretrained(FOLDER, dtype=torch.float32).eval()"]
     if approach == "embedding_head":
-        eos = meta.get("append_eos_token") is not None
-        pool = "hidden[-1]" if meta.get("pooling") == "last" else "hidden.mean(dim=0)"
         body = [
             *load,
             "inner = model.get_base_model() if hasattr(model, 'get_base_model') else model",
@@ -232,16 +230,10 @@ def loading_snippet(meta: dict) -> str | None:
             "",
             "@torch.inference_mode()",
             "def predict_proba(texts):",
-            "    # One text at a time, unpadded: the head reads the pooled hidden state of the real tokens. (Do not call",
-            "    # model(...) itself: transformers' own pooling looks for the pad id, which here is the EOS id.)",
-            "    rows = []",
-            "    for text in texts:",
-            ("        ids = tokenizer(text, truncation=True, max_length=max_length - 1)['input_ids'] + "
-             "[tokenizer.eos_token_id]  # EOS ends every text" if eos else
-             "        ids = tokenizer(text, truncation=True, max_length=max_length)['input_ids']"),
-            "        hidden = backbone(input_ids=torch.tensor([ids])).last_hidden_state[0].float()",
-            f"        logits = head({pool})  # pooling: {meta.get('pooling')}",
-            f"        rows.append({activation}.numpy())",
+            "    # The head reads the pooled hidden state of the real tokens. (Do not call model(...) itself:",
+            "    # transformers' own pooling looks for the pad id, which here is the EOS id.)",
+            *_pooled_rows("backbone", meta.get("append_eos_token") is not None, meta.get("pooling"),
+                          f"{activation.format('head(pooled)')}.numpy()"),
             "    return np.stack(rows)",
         ]
     elif approach == "encoder":
@@ -251,7 +243,7 @@ def loading_snippet(meta: dict) -> str | None:
             "def predict_proba(texts):",
             "    enc = tokenizer(list(texts), truncation=True, max_length=max_length, padding=True, return_tensors='pt')",
             "    logits = model(input_ids=enc['input_ids'], attention_mask=enc['attention_mask']).logits.float()",
-            f"    return {activation}.numpy()",
+            f"    return {activation.format('logits')}.numpy()",
         ]
     elif approach == "instruction":
         return instruction_snippet(meta, adapter, base)
@@ -262,12 +254,28 @@ def loading_snippet(meta: dict) -> str | None:
     return "\n".join(head + body) + "\n"
 
 
+def _pooled_rows(backbone: str, eos: bool, pooling: str | None, row: str) -> list[str]:
+    """The loop of a snippet's predict_proba that reads each text, unpadded, through `backbone`, pools its hidden
+    states as the run did into `pooled`, and appends `row` (made from `pooled`) to `rows`."""
+    pool = "hidden[-1]" if pooling == "last" else "hidden.mean(dim=0)"
+    return [
+        "    rows = []",
+        "    for text in texts:  # one text at a time, unpadded",
+        ("        ids = tokenizer(text, truncation=True, max_length=max_length - 1)['input_ids'] + "
+         "[tokenizer.eos_token_id]  # EOS ends every text" if eos else
+         "        ids = tokenizer(text, truncation=True, max_length=max_length)['input_ids']"),
+        f"        hidden = {backbone}(input_ids=torch.tensor([ids])).last_hidden_state[0].float()",
+        f"        pooled = {pool}  # pooling: {pooling}",
+        f"        rows.append({row})",
+    ]
+
+
 def linear_snippet(meta: dict, base: dict) -> str:
     """TF-IDF: scikit-learn's TfidfVectorizer with the saved vocabulary and idf, then numpy. Frozen embeddings: the
     base model through transformers' AutoModel, pooled as the run pooled, then numpy."""
     cfg, approach = meta["config"], meta["approach"]
-    activation = ("1 / (1 + np.exp(-z))" if meta["multi_label"]
-                  else "np.exp(z - z.max(1, keepdims=True)) / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)")
+    activation = (["    return 1 / (1 + np.exp(-z))"] if meta["multi_label"] else
+                  ["    e = np.exp(z - z.max(1, keepdims=True))", "    return e / e.sum(1, keepdims=True)"])
     lines = ["import json", "", "import numpy as np", "from safetensors.numpy import load_file"]
     truncated = approach == "tfidf" and cfg.get("tfidf_input") == "truncated"
     if approach == "tfidf":
@@ -297,23 +305,14 @@ def linear_snippet(meta: dict, base: dict) -> str:
                       "    return tokenizer.batch_decode(ids, skip_special_tokens=True)"]
         lines += ["", "", "def predict_proba(texts):",
                   f"    z = vectorizer.transform({'cut(texts)' if truncated else 'list(texts)'}) @ W.T + b",
-                  f"    return {activation}"]
+                  *activation]
     else:
-        causal = meta.get("causal", True)
-        eos = bool(meta.get("append_eos"))
         lines += ["tokenizer = AutoTokenizer.from_pretrained(BASE)",
-                  f"model = AutoModel.from_pretrained(BASE, dtype=torch.float32).eval()", "", "",
+                  "model = AutoModel.from_pretrained(BASE, dtype=torch.float32).eval()", "", "",
                   "@torch.inference_mode()", "def predict_proba(texts):",
-                  "    rows = []",
-                  "    for text in texts:  # one text at a time, unpadded"]
-        lines.append("        ids = tokenizer(text, truncation=True, max_length=max_length - 1)['input_ids'] + "
-                     "[tokenizer.eos_token_id]  # EOS ends every text" if eos else
-                     "        ids = tokenizer(text, truncation=True, max_length=max_length)['input_ids']")
-        pool = "hidden[-1]" if cfg.get("pooling") == "last" else "hidden.mean(dim=0)"
-        lines += ["        hidden = model(input_ids=torch.tensor([ids])).last_hidden_state[0].float()",
-                  f"        rows.append(({pool}).numpy())  # pooling: {cfg.get('pooling')}",
+                  *_pooled_rows("model", bool(meta.get("append_eos")), cfg.get("pooling"), "pooled.numpy()"),
                   "    z = np.stack(rows) @ W.T + b",
-                  f"    return {activation}"]
+                  *activation]
     return "\n".join(lines) + "\n"
 
 

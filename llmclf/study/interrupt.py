@@ -2,7 +2,8 @@
 its notebook kept up to that cell), a second one stops at once.
 
 The kernel runs in a session of its own (jupyter_client starts it so), so a terminal's Ctrl-C reaches only the
-runner; papermill is given an engine that looks for the request between cells.
+runner; papermill is given an engine that looks for the request between cells. A run on a Dask worker has no
+terminal: `stop_when` gives it a question to ask between cells instead (has its client asked the study to stop?).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import signal
 import sys
 import threading
 from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable
 
 from nbclient.exceptions import CellExecutionError
 from papermill.clientwrap import PapermillNotebookClient
@@ -19,6 +22,7 @@ from papermill.utils import merge_kwargs, remove_args
 
 ENGINE = "llmclf-interruptible"
 _requested = threading.Event()
+_stop_when: ContextVar[Callable[[], bool] | None] = ContextVar("llmclf_stop_when", default=None)
 
 
 class StopRequested(KeyboardInterrupt):
@@ -30,8 +34,20 @@ def requested() -> bool:
 
 
 def check() -> None:
-    if _requested.is_set():
+    asked = _stop_when.get()
+    if _requested.is_set() or (asked is not None and asked()):
         raise StopRequested("stopped by the user (Ctrl-C)")
+
+
+@contextmanager
+def stop_when(asked: Callable[[], bool]):
+    """Within (this context, and threads started with a copy of it): stop at the next cell boundary once `asked()`
+    is true, as after a Ctrl-C. A run on a Dask worker asks whether its study was interrupted."""
+    token = _stop_when.set(asked)
+    try:
+        yield
+    finally:
+        _stop_when.reset(token)
 
 
 class _Client(PapermillNotebookClient):

@@ -16,6 +16,7 @@ study.executors' business.
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import socket
@@ -236,7 +237,9 @@ def _execute_claimed(spec: RunSpec, runs_root: Path, kernel_name: str | None = N
         previous_env = os.environ.get(RUN_DIR_ENV)
         os.environ[RUN_DIR_ENV] = str(run_dir.resolve())  # the kernel inherits it: approaches report progress
         try:
-            thread = threading.Thread(target=target, name=f"papermill {spec.run_id}", daemon=True)
+            # in a copy of this context: papermill's thread sees interrupt.stop_when of a run on a Dask worker
+            thread = threading.Thread(target=contextvars.copy_context().run, args=(target,),
+                                      name=f"papermill {spec.run_id}", daemon=True)
             thread.start()
             if watch is not None:
                 watch(run_dir, thread)
@@ -488,9 +491,10 @@ def run_study(study_file: str | Path, runs_root: str | Path = "runs", kernel_nam
     study = specs[0].study if specs else "?"
     start = time.perf_counter()
     # runs already done are counted here, not sent to an executor (each executor checks again under the claim)
+    done = {s.run_id: _skip(s, run_dir_for(s, runs_root)) for s in specs}
     skipped = [RunOutcome(s, "skipped", sizes=_sizes(_read(run_dir_for(s, runs_root))))
-               for s in specs if _skip(s, run_dir_for(s, runs_root))]
-    to_run = [s for s in specs if not _skip(s, run_dir_for(s, runs_root))]
+               for s in specs if done[s.run_id]]
+    to_run = [s for s in specs if not done[s.run_id]]
     progress = StudyProgress(study, len(to_run), already_done=len(skipped))
     executor = executor or SequentialExecutor()
     if isinstance(executor, SequentialExecutor) and executor.watch is None:
