@@ -185,7 +185,8 @@ def test_local_workers_share_the_cores_between_them(monkeypatch):
     from llmclf.study.executors import THREAD_VARIABLES, DaskExecutor, threads_per_run
 
     for var in THREAD_VARIABLES:
-        monkeypatch.delenv(var, raising=False)
+        monkeypatch.setenv(var, "x")  # so that monkeypatch puts back what was there, set or not
+        monkeypatch.delenv(var)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(16)))
     assert [threads_per_run(n) for n in (1, 2, 4, 3, 32)] == [16, 8, 4, 5, 1]
     cluster, client = DaskExecutor(workers=1, dashboard_address=None)._connect()
@@ -193,6 +194,8 @@ def test_local_workers_share_the_cores_between_them(monkeypatch):
         seen = client.run(lambda: {v: os.environ.get(v) for v in THREAD_VARIABLES})
         assert list(seen.values()) == [dict.fromkeys(THREAD_VARIABLES, "16")]
         assert all(pgid != os.getpgid(0) for pgid in client.run(os.getpgid, 0).values())
+        # Dask's nanny wrote them into this process's environment too; undone, so they pass for nobody's choice
+        assert all(os.environ.get(v) is None for v in THREAD_VARIABLES)
     finally:
         client.close()
         cluster.close()

@@ -19,6 +19,7 @@ import json
 import os
 import tempfile
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -187,7 +188,8 @@ class FrozenEmbeddingClassifier:
         start = time.perf_counter()
         key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, self.dtype, texts, cfg.quantization,
                             self.append_eos)
-        with build_lock(embedding_cache_path(key)):  # runs side by side (issue 13): computed once, then loaded
+        # runs side by side (issue 13): computed once, then loaded; nothing is written (not even a lock) unless stored
+        with build_lock(embedding_cache_path(key)) if store else nullcontext():
             cached = load_embeddings(key, len(texts))
             if cached is not None:
                 embeddings, meta = cached

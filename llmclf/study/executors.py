@@ -73,7 +73,7 @@ class DaskExecutor:
         threads = str(threads_per_run(self.workers))
         spawn_env = {f"distributed.nanny.pre-spawn-environ.{var}": threads for var in THREAD_VARIABLES}
         with dask.config.set({"distributed.scheduler.allowed-failures": self.retries, **spawn_env}), \
-                _sigint_ignored():  # the first workers are born deaf to a terminal's Ctrl-C
+                _sigint_ignored(), _environ_kept():  # the first workers are born deaf to a terminal's Ctrl-C
             cluster = LocalCluster(
                 n_workers=self.workers, threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=self.dashboard_address,
@@ -100,6 +100,7 @@ class DaskExecutor:
         if not specs:
             return []
         runs_root = Path(runs_root).resolve()  # the same absolute path on every worker of a shared filesystem
+        saved = _environ_now()  # a nanny sets its variables in this process too, at every (re)start of a worker
         cluster, client = self._connect()
         futures: dict = {}
         outcomes: list[RunOutcome] = []
@@ -151,6 +152,7 @@ class DaskExecutor:
                 client.close()
             if cluster is not None:
                 cluster.close()
+            _restore_environ(saved)
         return outcomes
 
     def _outcome(self, fut, spec: RunSpec, runs_root: Path, holder_gone) -> RunOutcome:
@@ -178,8 +180,14 @@ def run_on_worker(spec: RunSpec, runs_root: str, kernel_name: str | None,
     if devices_by_worker is not None and str(worker.name) in devices_by_worker:
         # one thread a worker, so one run at a time changes this process's environment; the kernel inherits it
         os.environ["CUDA_VISIBLE_DEVICES"] = devices_by_worker[str(worker.name)]
+    def asked() -> bool:
+        try:
+            return stop.is_set()
+        except Exception:  # noqa: BLE001 - the scheduler unreachable: no stop was asked that this run can see
+            return False
+
     try:
-        with interrupt.stop_when(stop.is_set):
+        with interrupt.stop_when(asked):
             return execute(spec, Path(runs_root), kernel_name, holder_gone=_holder_gone_from_worker)
     except interrupt.StopRequested:  # execute recorded it; a KeyboardInterrupt must not escape into the worker
         return RunOutcome(spec, "interrupted", error="KeyboardInterrupt: stopped by the user (Ctrl-C)")
@@ -188,9 +196,36 @@ def run_on_worker(spec: RunSpec, runs_root: str, kernel_name: str | None,
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 
 
+SPAWN_VARIABLES = (*THREAD_VARIABLES, "MALLOC_TRIM_THRESHOLD_", "PYTHONHASHSEED")  # what nannies set here
+
+
 def threads_per_run(workers: int) -> int:
-    """This machine's cores (those this process may use), shared evenly by the local workers' runs."""
-    return max(1, len(os.sched_getaffinity(0)) // workers)
+    """This machine's cores (those this process may use, where the OS says), shared evenly by the local workers."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // workers)
+
+
+def _environ_now() -> dict[str, str | None]:
+    return {var: os.environ.get(var) for var in SPAWN_VARIABLES}
+
+
+def _restore_environ(saved: dict[str, str | None]) -> None:
+    for var, value in saved.items():
+        if value is None:
+            os.environ.pop(var, None)
+        else:
+            os.environ[var] = value
+
+
+@contextmanager
+def _environ_kept():
+    """Dask's nannies write the workers' pre-spawn variables into this process's environment as well; undone here,
+    so that a variable set by the user stays told apart from one a cluster left behind."""
+    saved = _environ_now()
+    try:
+        yield
+    finally:
+        _restore_environ(saved)
 
 
 class OwnProcessGroup(WorkerPlugin):
