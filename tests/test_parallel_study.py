@@ -283,3 +283,46 @@ def test_a_study_process_killed_mid_run_leaves_a_record_saying_so_and_a_rerun_ta
     (attempt,) = record["previous_attempts"]
     assert attempt["pid"] == proc.pid and (run_dir / attempt["partial_notebook"]).exists()
     assert not (run_dir / "lock").exists()
+
+
+def test_a_student_waits_for_the_runs_it_may_take_its_teacher_from():
+    from llmclf.study.predict import teacher_candidates
+
+    def spec(notebook, label, **params):
+        return RunSpec("s", notebook, params, label)
+
+    head, head2 = spec("10_embedding_head", "head"), spec("10_embedding_head", "head (4-bit)", seed=1)
+    instr, tfidf = spec("20_instruction_tuning", "instr"), spec("30_baselines", "tfidf")
+    earlier = [head, head2, instr, tfidf]
+    assert teacher_candidates(spec("40_distillation", "s", teacher_run="best"), earlier) == [head, head2, instr]
+    assert teacher_candidates(spec("40_distillation", "s", teacher_run="label:head"), earlier) == [head, head2]
+    assert teacher_candidates(spec("40_distillation", "s", teacher_run="label:tfidf"), earlier) == [tfidf]
+    assert teacher_candidates(spec("40_distillation", "s", teacher_run=""), earlier) == []
+    assert teacher_candidates(tfidf, earlier) == []
+
+
+def test_side_by_side_a_student_of_the_best_starts_after_every_candidate_teacher(tmp_path, tiny_llama, tiny_bert,
+                                                                                tiny_csv, monkeypatch):
+    """Two workers, an embedding head and a student of the study's best LLM run: without the wait the student
+    would start beside the head and find no finished teacher (or, in a bigger study, choose among the runs that
+    happened to be finished)."""
+    from llmclf.study.executors import DaskExecutor
+
+    study = tmp_path / "distil.yaml"
+    study.write_text(f"""
+defaults: {{dataset: "{tiny_csv / 'single.csv'}", max_length: 32}}
+runs:
+  - notebook: 10_embedding_head
+    label: head
+    params: {{model: "{tiny_llama}", epochs: 2.0, learning_rate: 0.005}}
+  - notebook: 40_distillation
+    label: student of the best
+    params: {{model: "{tiny_bert}", teacher_run: best}}
+""")
+    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))
+    outcomes = run_study(study, tmp_path / "runs",
+                         executor=DaskExecutor(workers=2, dashboard_address=None, poll_seconds=0.5))
+    assert [o.status for o in outcomes] == ["done", "done"], [o.error for o in outcomes]
+    head, student = (read_record(tmp_path / "runs" / "distil" / o.spec.run_id) for o in outcomes)
+    assert student["teacher"]["run_id"] == head["run_id"]
+    assert student["started_at"] >= head["finished_at"]

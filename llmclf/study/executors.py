@@ -28,6 +28,7 @@ from distributed.diagnostics.plugin import WorkerPlugin
 from ..config import ConfigError
 from . import interrupt
 from .locks import read_lock_info
+from .predict import teacher_candidates
 from .runner import SequentialExecutor  # noqa: F401 - the sequential one lives with the runner
 from .runner import RunOutcome, StudyProgress, execute, run_dir_for, settle
 from .spec import RunSpec
@@ -112,11 +113,15 @@ class DaskExecutor:
             holder_gone = _holder_gone_on(client)
             devices = self._devices_by_worker()
             token = uuid.uuid4().hex[:6]
+            by_id = {}
             for i, spec in enumerate(specs):  # priorities keep the study's order: earlier runs start first
-                fut = client.submit(run_on_worker, spec, str(runs_root), kernel_name, devices, stop.name,
-                                    key=f"{spec.run_id}-{token}", priority=len(specs) - i, pure=False,
-                                    retries=self.retries,
-                                    resources={"GPU": self.gpus_per_run} if self.gpus_per_run else None)
+                # a distillation run starts once the runs it may take its teacher from have ended (Dask waits for
+                # the futures given as an argument)
+                after = [by_id[s.run_id] for s in teacher_candidates(spec, specs[:i])]
+                fut = by_id[spec.run_id] = client.submit(
+                    run_on_worker, spec, str(runs_root), kernel_name, devices, stop.name, after,
+                    key=f"{spec.run_id}-{token}", priority=len(specs) - i, pure=False, retries=self.retries,
+                    resources={"GPU": self.gpus_per_run} if self.gpus_per_run else None)
                 futures[fut] = spec
             pending = set(futures)
             while pending:
@@ -168,9 +173,10 @@ class DaskExecutor:
 
 
 def run_on_worker(spec: RunSpec, runs_root: str, kernel_name: str | None,
-                  devices_by_worker: dict[str, str] | None, stop_name: str) -> RunOutcome:
+                  devices_by_worker: dict[str, str] | None, stop_name: str, after=()) -> RunOutcome:
     """The task a Dask worker runs: one run, through runner.execute, with this worker's GPUs for its kernel; it
-    stops after the current cell once the study's stop event is set (Ctrl-C where `llmclf run` runs)."""
+    stops after the current cell once the study's stop event is set (Ctrl-C where `llmclf run` runs). `after`:
+    the outcomes of the runs it had to wait for (Dask started it once they had ended)."""
     from distributed import Event, get_worker
 
     worker = get_worker()

@@ -246,6 +246,19 @@ def predict_file(run, input: str, output: str | None = None, *, study: str | Non
 # another run of the same study as a teacher (40_distillation)
 
 
+def teacher_candidates(spec, earlier: list) -> list:
+    """The runs among `earlier` (the study's runs that start before `spec`) that resolve_teacher may choose as the
+    teacher of `spec`: run side by side, `spec` must wait until they have ended, as a sequential study has them
+    done by then; otherwise 'best' would choose among the runs that happened to be finished."""
+    ref = (spec.params or {}).get("teacher_run") or ""
+    if ref == "best":
+        return [s for s in earlier if s.notebook in LLM_NOTEBOOKS]
+    if ref.startswith("label:"):
+        name = ref[6:]
+        return [s for s in earlier if s.label == name or s.label.startswith(name + " (")]
+    return []
+
+
 def resolve_teacher(ref: str, run_dir: str = "", seed: int | None = None, data_checksum: str | None = None):
     """A teacher reference -> its run folder (None for ''): a folder; 'label:<configuration label>' (the run of
     that configuration with the same seed, else its best by F1 micro); or 'best' (the best embedding-head or
