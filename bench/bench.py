@@ -117,7 +117,8 @@ def recipe_inference(model_path: str, texts: list[str], max_length: int, batch_s
     return model, run
 
 
-def recipe_training(model_path: str, texts: list[str], max_length: int, batch_size: int = 8):
+def recipe_training(model_path: str, texts: list[str], max_length: int, batch_size: int = 8, bf16: bool = False):
+    """The recipe's LoRA training, float32 (or with Trainer's bf16 autocast over float32 weights: `bf16`)."""
     from peft import LoraConfig, get_peft_model
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                               TrainingArguments)
@@ -132,11 +133,14 @@ def recipe_training(model_path: str, texts: list[str], max_length: int, batch_si
     data = [{"input_ids": enc["input_ids"][i], "attention_mask": enc["attention_mask"][i], "labels": i % N_LABELS}
             for i in range(len(texts))]
     out = tempfile.mkdtemp(prefix="llmclf-bench-")
-    args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1,
-                             learning_rate=2e-4, save_strategy="no", report_to="none", logging_strategy="no",
-                             use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0)
 
     def run():
+        # the arguments are made with their Trainer: TrainingArguments resets accelerate's process-wide mixed
+        # precision, which another row's Trainer (bf16) set in between (made at build time, this row crashed on a
+        # CPU with native bf16: "AcceleratorState has already been initialized and cannot be changed")
+        args = TrainingArguments(output_dir=out, per_device_train_batch_size=batch_size, num_train_epochs=1,
+                                 learning_rate=2e-4, save_strategy="no", report_to="none", logging_strategy="no",
+                                 use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0, bf16=bf16)
         Trainer(model=model, args=args, train_dataset=data, data_collator=DataCollatorWithPadding(tok)).train()
     return model, run
 
@@ -156,8 +160,7 @@ def llmclf_head(model_path: str, max_length: int, **kw):
 
     clf = EmbeddingHeadClassifier(head_config(model_path, max_length, **kw), model_path)
     clf.labels, clf.multi_label = [f"l{i}" for i in range(N_LABELS)], False
-    clf.fit_stats.update(__import__("llmclf.models.hardware", fromlist=["x"]).dtype_record(clf.cfg.dtype,
-                                                                                            warn=False))
+    clf.fit_stats.update(clf.precision.record())
     clf._build(N_LABELS, False)
     return clf
 
@@ -211,7 +214,7 @@ def llmclf_frozen(model_path, texts, max_length):
 
     cfg = BaselineConfig(baseline="frozen", model=model_path, pooling="mean", max_length=max_length)
     tok = load_tokenizer(model_path)
-    model = load_pretrained(AutoModel, model_path, dtype=cfg.dtype).eval()
+    model = load_pretrained(AutoModel, model_path, precision=cfg.dtype).eval()
     return model, (lambda sub=texts: embed_texts(model, tok, sub, pooling="mean", max_length=max_length,
                                                  batch_size=cfg.eval_batch_size, causal=True))
 
@@ -247,7 +250,7 @@ def main(argv=None) -> int:
     parser.add_argument("--tfidf-docs", type=int, default=None)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--data-dir", default=None, help="folder holding uspto-10k (default: the shared data)")
-    parser.add_argument("--skip", nargs="*", default=[], help="row groups to skip: train, 4bit, bf16, instruction, "
+    parser.add_argument("--skip", nargs="*", default=[], help="row groups to skip: train, 4bit, bf16, mixed, instruction, "
                         "frozen, tfidf")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's, one a core)")
     parser.add_argument("--out", default=None, help="JSON path (default: bench/results/<cpu>.json)")
@@ -311,6 +314,17 @@ def main(argv=None) -> int:
              toks, 4, n_texts, "train", "batch 8"),
             (f"llmclf head training ({resolved})", "training", L,
              lambda L=L: llmclf_head_training(model_path, texts, L), toks_eos, 4, n_texts, "train", "batch 8"),
+            # mixed precision (issue 24): where bf16 is native, `auto` trains in bf16 under autocast over float32
+            # masters; beside it the same code forced to pure float32, and the recipe with Trainer's bf16 autocast
+            ("llmclf head inference, float32 forced", "inference", L,
+             lambda L=L: llmclf_head_inference(model_path, texts, L, dtype="float32"), toks_eos, 2, n_texts,
+             "mixed" if resolved != "float32" else "skip", "pure float32, to compare with auto's bf16"),
+            ("llmclf head training, float32 forced", "training", L,
+             lambda L=L: llmclf_head_training(model_path, texts, L, dtype="float32"), toks_eos, 4, n_texts,
+             "mixed" if resolved != "float32" else "skip", "batch 8; pure float32"),
+            ("recipe training, Trainer bf16 autocast", "training", L,
+             lambda L=L: recipe_training(model_path, texts, L, bf16=True), toks, 4, n_texts,
+             "mixed" if resolved == "bfloat16" else "skip", "batch 8; the recipe's own mixed precision"),
             # the kept speed-up: lora_dropout 0 (the default) against the recipe's 0.05
             ("llmclf head training, lora_dropout 0.05", "training", L,
              lambda L=L: llmclf_head_training(model_path, texts, L, lora_dropout=0.05), toks_eos, 4, n_texts,

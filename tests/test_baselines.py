@@ -135,7 +135,8 @@ def test_the_cache_follows_model_content_pooling_and_data(tiny_task_factory, tin
 
     task = tiny_task_factory()
 
-    def cache_use(model, task=task, **kw):
+    def cache_use(model, task=task, **kw):  # float32 unless said: what 'auto' would be differs between CPUs
+        kw.setdefault("dtype", "float32")
         clf = make_baseline(config("frozen", pooling=kw.pop("pooling", "mean"), **kw), str(model)).fit(task)
         return clf.embedding_cache["train"]
 

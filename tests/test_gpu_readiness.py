@@ -20,7 +20,7 @@ def test_load_pretrained_places_with_device_map_on_cuda(monkeypatch):
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert loading.load_pretrained(Auto, "folder", dtype="auto") == "model"
+    assert loading.load_pretrained(Auto, "folder", precision="auto") == "model"
     assert seen["device_map"] == {"": 0}
     assert seen["dtype"] == torch.float16  # auto on a GPU without bf16
     assert seen["use_safetensors"] is True

@@ -51,7 +51,8 @@ def runs(tmp_path_factory, tiny_llama, tiny_bert, tiny_csv):
     try:
         single = load_task(str(tiny_csv / "single.csv"), id_field="id")
         multi = load_task(str(tiny_csv / "multi.csv"), multi_label=True, id_field="id")
-        common = dict(max_length=32, batch_size=8, eval_batch_size=4, epochs=1.0)
+        # float32: these tests compare probabilities exactly; the bf16 path has its own tests below
+        common = dict(max_length=32, batch_size=8, eval_batch_size=4, epochs=1.0, dtype="float32")
         head = EmbeddingHeadClassifier(EmbeddingHeadConfig(model=str(tiny_llama), learning_rate=1e-3, **common),
                                        str(tiny_llama))
         encoder = make_baseline(BaselineConfig(baseline="encoder", model=str(tiny_bert), use_lora=True, **common),
@@ -235,7 +236,7 @@ def test_an_instruction_run_exports_a_snippet_that_scores_its_labels(tmp_path, t
     llama = tiny_causal_lm(tmp_path / "label-llama", words=words)
     task = load_task(str(tiny_csv / "single.csv"), id_field="id")
     cfg = InstructionConfig(model=str(llama), max_length=64, batch_size=8, eval_batch_size=8, epochs=1.0,
-                            learning_rate=1e-3)
+                            learning_rate=1e-3, dtype="float32")
     run = make_run(tmp_path, InstructionClassifier(cfg, str(llama)), task, "20_instruction_tuning", "instr")
     assert main(["export", str(run), str(tmp_path / "export")]) == 0
     texts = texts_of(task)
@@ -283,3 +284,63 @@ def test_weight_matrix_reproduces_predict_proba():
     W, b = as_weight_matrix(model, 3, True, scaler=scaler)
     np.testing.assert_allclose(1 / (1 + np.exp(-(X @ W.T + b))), predict_proba_linear(model, Xs, 3, True),
                                atol=1e-5)
+
+
+# ---- the same properties with bfloat16 forced (issue 24): mixed precision trained, kept, predicted and exported
+
+
+@pytest.fixture(scope="module")
+def bf16_runs(tmp_path_factory, tiny_llama, tiny_csv):
+    from llmclf.approaches.baselines import make_baseline
+    from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
+    from llmclf.data.tasks import load_task
+
+    root = tmp_path_factory.mktemp("after-bf16")
+    old = os.environ.get("LLMCLF_CACHE")
+    os.environ["LLMCLF_CACHE"] = str(root / "cache")
+    try:
+        single = load_task(str(tiny_csv / "single.csv"), id_field="id")
+        common = dict(max_length=32, batch_size=8, eval_batch_size=4, epochs=1.0, dtype="bfloat16")
+        head = EmbeddingHeadClassifier(EmbeddingHeadConfig(model=str(tiny_llama), learning_rate=1e-3, **common),
+                                       str(tiny_llama))
+        frozen = make_baseline(BaselineConfig(baseline="frozen", model=str(tiny_llama), c_values=[1.0], **common),
+                               str(tiny_llama))
+        return {"single": single, "head": make_run(root, head, single, "10_embedding_head", "head"),
+                "frozen": make_run(root, frozen, single, "30_baselines", "frozen")}
+    finally:
+        if old is None:
+            os.environ.pop("LLMCLF_CACHE")
+        else:
+            os.environ["LLMCLF_CACHE"] = old
+
+
+def test_bf16_run_predicts_a_csv_in_input_order_and_reloads_exactly(bf16_runs, tmp_path):
+    from conftest import proba_atol
+
+    texts = texts_of(bf16_runs["single"])
+    pd.DataFrame({"text": texts}).to_csv(tmp_path / "in.csv", index=False)
+    assert main(["predict", str(bf16_runs["head"]), str(tmp_path / "in.csv"), "-o", str(tmp_path / "out.csv")]) == 0
+    model = load_run(bf16_runs["head"])
+    assert model.classifier.precision.compute_dtype == "bfloat16"
+    out = pd.read_csv(tmp_path / "out.csv")[[f"p:{l}" for l in model.labels]].to_numpy()
+    one_by_one = np.stack([model.classifier.predict_proba([t])[0] for t in texts])  # other batch shapes
+    np.testing.assert_allclose(out, one_by_one, atol=proba_atol("bfloat16"))
+    # the kept model predicts the test split as the run did: same precision, same batches
+    test = bf16_runs["single"].test.texts
+    recorded = pd.read_parquet(bf16_runs["head"] / "predictions.parquet")
+    np.testing.assert_allclose(model.predict_proba(test), recorded[[f"p:{l}" for l in model.labels]].to_numpy(),
+                               atol=1e-5)
+
+
+@pytest.mark.parametrize("run", ["head", "frozen"])
+def test_bf16_run_exports_a_float32_snippet_within_bf16_rounding(bf16_runs, run, tmp_path):
+    """The card's snippet computes in float32 (and says so); a bf16 run's probabilities differ by bf16 rounding."""
+    from conftest import proba_atol
+
+    dest = tmp_path / "export"
+    assert main(["export", str(bf16_runs[run]), str(dest)]) == 0
+    texts = texts_of(bf16_runs["single"])
+    expected = load_run(bf16_runs[run]).predict_proba(texts)
+    np.testing.assert_allclose(run_snippet(dest, texts, tmp_path), expected, atol=proba_atol("bfloat16"))
+    if run == "head":
+        assert "computes in float32; the run used bfloat16" in (dest / "model_card.md").read_text()

@@ -102,17 +102,24 @@ class DistilledEncoderClassifier(EncoderClassifier):
         if self.teacher_train_proba.shape != (len(task.train), task.n_labels):
             raise ValueError(f"teacher probabilities have shape {self.teacher_train_proba.shape}; the training "
                              f"split needs ({len(task.train)}, {task.n_labels})")
+        import time
+
         self.labels, self.multi_label = task.labels, task.multi_label
+        start = time.perf_counter()
+        self.fit_stats.update(self.precision.record())  # as every fine-tuned approach (FineTunedClassifier.fit)
+        self.precision.warn_if_slow()
         self._build(task.n_labels, task.multi_label)
+        self.phase_seconds = {"load": time.perf_counter() - start}  # loading is not training
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
         data = SoftTargetDataset(self.tokenizer, task.train.texts, self.cfg.max_length, y, self.teacher_train_proba)
         student = StudentLoss(self.net, task.multi_label, self.cfg.temperature, self.cfg.distill_weight)
         self.log_history = train_with_trainer(student, data, self.tokenizer, self.cfg,
-                                              collator=SoftTargetCollator(self.tokenizer))
-        if task.multi_label and self.cfg.threshold == "validation":
-            from .decisions import tune_threshold
+                                              collator=SoftTargetCollator(self.tokenizer), precision=self.precision)
+        self.validation_proba = None
+        if task.multi_label:  # every threshold rule of the config, as the other fine-tuned approaches
+            from .decisions import threshold_on_validation
 
-            self.threshold = tune_threshold(task.validation.y, self.predict_proba(task.validation.texts))
+            threshold_on_validation(self, task)
         return self
 
     def _extra_metadata(self) -> dict:

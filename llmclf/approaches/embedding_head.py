@@ -67,12 +67,11 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
         set_seed(cfg.seed)
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         model = load_pretrained(AutoModelForSequenceClassification, self.model_path, quantization=cfg.quantization,
-                                dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,
+                                precision=self.precision, trained_in_full=not cfg.use_lora,
+                                trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,
                                 problem_type="multi_label_classification" if multi_label else None)
         model.config.pad_token_id = self.tokenizer.pad_token_id
-        model = wrap_lora(model, cfg, task_type="SEQ_CLS")
-        inner = model.get_base_model() if hasattr(model, "get_base_model") else model
-        inner.score.float()  # the head trains in float32 whatever the base dtype
+        model = wrap_lora(model, cfg, task_type="SEQ_CLS")  # the head and adapters train in float32
         self.net = PooledClassifier(model, cfg.pooling, multi_label)
         self.trainable_params, self.total_params = count_parameters(model)
 
@@ -102,7 +101,8 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
         from transformers import AutoModelForSequenceClassification
 
         from ..config import EmbeddingHeadConfig
-        from .persistence import prepare_quantized, restore_transformer
+        from ..models.loading import prepare_for_adapter
+        from .persistence import restore_transformer
 
         clf, cfg, meta, base = restore_transformer(cls, folder, EmbeddingHeadConfig, model_path)
         n = len(clf.labels)
@@ -111,14 +111,14 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
             from peft import PeftModel
 
             model = load_pretrained(AutoModelForSequenceClassification, base, quantization=cfg.quantization,
-                                    dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code, num_labels=n,
+                                    precision=clf.precision, trust_remote_code=cfg.trust_remote_code, num_labels=n,
                                     problem_type=problem)
-            model = prepare_quantized(model, cfg)
-            model.score.float()  # as in training: the saved float32 head loads without a cast
+            model = prepare_for_adapter(model, cfg, clf.precision)  # as in training: a float32 head
             model = PeftModel.from_pretrained(model, folder)
-        else:
-            model = load_pretrained(AutoModelForSequenceClassification, folder, dtype=cfg.dtype,
-                                    trust_remote_code=cfg.trust_remote_code, num_labels=n, problem_type=problem)
+        else:  # trained in full: float32 weights, as in training
+            model = load_pretrained(AutoModelForSequenceClassification, folder, precision=clf.precision,
+                                    trained_in_full=True, trust_remote_code=cfg.trust_remote_code, num_labels=n,
+                                    problem_type=problem)
         model.config.pad_token_id = clf.tokenizer.pad_token_id
         clf.net = PooledClassifier(model, cfg.pooling, clf.multi_label).eval()
         clf.trainable_params, clf.total_params = count_parameters(model)

@@ -27,7 +27,8 @@ class EncoderClassifier(FineTunedClassifier):
         set_seed(cfg.seed)  # the new classifier layer's initialization
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         model = load_pretrained(
-            AutoModelForSequenceClassification, self.model_path, quantization=cfg.quantization, dtype=cfg.dtype,
+            AutoModelForSequenceClassification, self.model_path, quantization=cfg.quantization,
+            precision=self.precision, trained_in_full=not cfg.use_lora,
             trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,
             problem_type="multi_label_classification" if multi_label else "single_label_classification")
         model.config.pad_token_id = self.tokenizer.pad_token_id
@@ -60,7 +61,8 @@ class EncoderClassifier(FineTunedClassifier):
         from transformers import AutoModelForSequenceClassification
 
         from ..config import BaselineConfig
-        from .persistence import prepare_quantized, restore_transformer
+        from ..models.loading import prepare_for_adapter
+        from .persistence import restore_transformer
 
         clf, cfg, meta, base = restore_transformer(EncoderClassifier, folder, BaselineConfig, model_path, baseline="encoder")
         if cfg.use_lora:
@@ -68,14 +70,14 @@ class EncoderClassifier(FineTunedClassifier):
 
             n = len(clf.labels)
             model = load_pretrained(
-                AutoModelForSequenceClassification, base, quantization=cfg.quantization, dtype=cfg.dtype,
+                AutoModelForSequenceClassification, base, quantization=cfg.quantization, precision=clf.precision,
                 trust_remote_code=cfg.trust_remote_code, num_labels=n,
                 problem_type="multi_label_classification" if clf.multi_label else "single_label_classification")
-            model = prepare_quantized(model, cfg)
+            model = prepare_for_adapter(model, cfg, clf.precision)
             model = PeftModel.from_pretrained(model, folder)
-        else:
-            model = load_pretrained(AutoModelForSequenceClassification, folder, dtype=cfg.dtype,
-                                    trust_remote_code=cfg.trust_remote_code)
+        else:  # trained in full: float32 weights, as in training, so that it predicts as it did
+            model = load_pretrained(AutoModelForSequenceClassification, folder, precision=clf.precision,
+                                    trained_in_full=True, trust_remote_code=cfg.trust_remote_code)
         clf.net = model.eval()
         clf.trainable_params, clf.total_params = count_parameters(model)
         return clf

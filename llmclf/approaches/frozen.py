@@ -162,10 +162,11 @@ class FrozenEmbeddingClassifier:
             raise ConfigError(f"pooling='last' reads a causal LM's final token; {model_path} is an encoder "
                               f"({config.model_type}), whose last token is [SEP]: use pooling='mean'")
         self.append_eos = cfg.append_eos and self.causal
-        from ..models.hardware import dtype_record
+        from ..models.precision import Precision
 
-        self.fit_stats = dtype_record(cfg.dtype)  # the record's requested and resolved dtype; warns if emulated
-        self.dtype = self.fit_stats["resolved_dtype"]  # the cache key: 'auto' is float32 here, bf16 elsewhere
+        self.precision = Precision.resolve(cfg.dtype)  # once per run; warns (in the notebook) if emulated here
+        self.fit_stats = self.precision.record()  # the record's requested, compute and master dtype
+        self.dtype = self.precision.compute_dtype  # the cache key: 'auto' is float32 here, bf16 elsewhere
 
     def _load(self):
         from transformers import AutoModel
@@ -176,8 +177,8 @@ class FrozenEmbeddingClassifier:
         start = time.perf_counter()
         self.tokenizer = load_tokenizer(self.model_path, cfg.trust_remote_code)
         self.append_token = eos_id(self.tokenizer, self.model_path) if self.append_eos else None
-        self.model = load_pretrained(AutoModel, self.model_path, quantization=cfg.quantization, dtype=cfg.dtype,
-                                     trust_remote_code=cfg.trust_remote_code).eval()
+        self.model = load_pretrained(AutoModel, self.model_path, quantization=cfg.quantization,
+                                     precision=self.precision, trust_remote_code=cfg.trust_remote_code).eval()
         self._model_params = int(sum(p.numel() for p in self.model.parameters()))
         self.phase_seconds["load"] = self.phase_seconds.get("load", 0.0) + time.perf_counter() - start
 

@@ -60,8 +60,9 @@ import torch
 
 from ..config import ConfigError, InstructionConfig
 from ..locking import build_lock
-from ..models.hardware import dtype_record, resolve_dtype
-from ..models.loading import count_parameters, load_pretrained, load_tokenizer, model_checksum, wrap_lora
+from ..models.loading import (count_parameters, load_pretrained, load_tokenizer, model_checksum, prepare_for_adapter,
+                              wrap_lora)
+from ..models.precision import Precision
 from .batching import length_batches
 from .prompts import PromptBuilder, parse_answer
 from .training import train_with_trainer
@@ -276,6 +277,8 @@ class InstructionClassifier:
         self.fit_stats: dict = {}                    # merged into the run record (see approaches.contract)
         self.phase_seconds: dict[str, float] = {}    # load / validation inside fit (approaches.contract)
         self.validation_proba: np.ndarray | None = None
+        # resolved once per run: loading, Trainer's autocast, scoring and decoding read it (models.precision)
+        self.precision = Precision.resolve(cfg.dtype, warn=False)
 
     # ---- building and training
 
@@ -298,7 +301,8 @@ class InstructionClassifier:
         self.prompts.set_answer_reserve(label_sets if task.multi_label else None)
         self.prompts.text_budget  # noqa: B018 - fails now, with the numbers, if max_length is too small
         model = load_pretrained(AutoModelForCausalLM, self.model_path, quantization=cfg.quantization,
-                                dtype=cfg.dtype, trust_remote_code=cfg.trust_remote_code)
+                                precision=self.precision, trained_in_full=not (cfg.use_lora or cfg.zero_shot),
+                                trust_remote_code=cfg.trust_remote_code)
         if cfg.zero_shot:
             model.requires_grad_(False)
         else:
@@ -313,7 +317,7 @@ class InstructionClassifier:
     def training_key(self, task) -> str:
         """Hash of everything the trained adapter depends on (not what only changes predictions)."""
         params = {k: v for k, v in self.cfg.to_dict().items() if k not in PREDICTION_ONLY_PARAMS}
-        params["dtype"] = resolve_dtype(self.cfg.dtype)  # 'auto' trains in bf16 on one machine, fp32 on another
+        params["dtype"] = self.precision.compute_dtype  # 'auto' trains in bf16 on one machine, fp32 on another
         train = task.train
         data = hashlib.sha256(json.dumps([task.labels, task.multi_label, train.ids, train.texts, train.y.tolist()],
                                          default=str).encode()).hexdigest()
@@ -323,7 +327,8 @@ class InstructionClassifier:
 
     def fit(self, task) -> "InstructionClassifier":
         start = time.perf_counter()
-        self.fit_stats.update(dtype_record(self.cfg.dtype))
+        self.fit_stats.update(self.precision.record())
+        self.precision.warn_if_slow()
         self._build(task)
         self.phase_seconds = {"load": time.perf_counter() - start}
         if not self.cfg.zero_shot:
@@ -368,7 +373,8 @@ class InstructionClassifier:
         try:
             net = AnswerLoss(self.model, prefix_len=self.prefix_len)
             self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg,
-                                                  collator=AnswerCollator(self.tokenizer.pad_token_id))
+                                                  collator=AnswerCollator(self.tokenizer.pad_token_id),
+                                                  precision=self.precision)
         finally:
             self.model.config.use_cache = True
 
@@ -395,7 +401,8 @@ class InstructionClassifier:
         else:  # a full fine-tune was saved whole
             from transformers import AutoModelForCausalLM
 
-            self.model = load_pretrained(AutoModelForCausalLM, str(folder), dtype=self.cfg.dtype)
+            self.model = load_pretrained(AutoModelForCausalLM, str(folder), precision=self.precision,
+                                         trained_in_full=True)
         self.log_history = info["log_history"]
         self.adapter_train_seconds = info["train_seconds"]
         self.adapter_reused = True
@@ -425,7 +432,7 @@ class InstructionClassifier:
         from transformers import AutoModelForCausalLM
 
         from ..config import InstructionConfig
-        from .persistence import prepare_quantized, restore_transformer
+        from .persistence import restore_transformer
 
         clf, cfg, meta, base = restore_transformer(cls, folder, InstructionConfig, model_path)
         p = meta["prompt"]
@@ -434,14 +441,14 @@ class InstructionClassifier:
                                     p["answer_separator"], cfg.max_length, p["use_chat_template"])
         clf.prompts.answer_reserve = p["answer_reserve"]
         if cfg.zero_shot or cfg.use_lora:
-            model = load_pretrained(AutoModelForCausalLM, base, quantization=cfg.quantization, dtype=cfg.dtype,
-                                    trust_remote_code=cfg.trust_remote_code)
+            model = load_pretrained(AutoModelForCausalLM, base, quantization=cfg.quantization,
+                                    precision=clf.precision, trust_remote_code=cfg.trust_remote_code)
             if not cfg.zero_shot:
                 from peft import PeftModel
 
-                model = PeftModel.from_pretrained(prepare_quantized(model, cfg), folder)
-        else:
-            model = load_pretrained(AutoModelForCausalLM, folder, dtype=cfg.dtype,
+                model = PeftModel.from_pretrained(prepare_for_adapter(model, cfg, clf.precision), folder)
+        else:  # trained in full: float32 weights, as in training
+            model = load_pretrained(AutoModelForCausalLM, folder, precision=clf.precision, trained_in_full=True,
                                     trust_remote_code=cfg.trust_remote_code)
         clf.model = model.eval()
         clf.trainable_params, clf.total_params = count_parameters(model)
@@ -484,11 +491,12 @@ class InstructionClassifier:
                                pad_token_id=self.tokenizer.pad_token_id)
         tokens: list[list[int]] = [[] for _ in texts]
         for idx, prompts in self._batches(texts, phase):
-            ids, mask, cache = prompt_inputs(self.model, prompts, self.tokenizer.pad_token_id, self.prefix_len)
-            width = ids.shape[1]
-            fn = (lambda _, seq: constraint.allowed(seq[width:].tolist())) if constrained else None
-            out = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
-                                      generation_config=gen, prefix_allowed_tokens_fn=fn)
+            with self.precision.autocast():
+                ids, mask, cache = prompt_inputs(self.model, prompts, self.tokenizer.pad_token_id, self.prefix_len)
+                width = ids.shape[1]
+                fn = (lambda _, seq: constraint.allowed(seq[width:].tolist())) if constrained else None
+                out = self.model.generate(input_ids=ids, attention_mask=mask, past_key_values=cache,
+                                          generation_config=gen, prefix_allowed_tokens_fn=fn)
             stops = set(gen.eos_token_id)
             for i, row in zip(idx, out[:, width:].tolist()):
                 end = next((p + 1 for p, t in enumerate(row) if t in stops), len(row))
@@ -521,7 +529,8 @@ class InstructionClassifier:
             self.last_outputs = decoded
         elif mode == "score":
             for idx, prompts in self._batches(texts, phase):
-                out[idx] = self._score(prompts)
+                with self.precision.autocast():
+                    out[idx] = self._score(prompts)
         else:
             raise ValueError(f"unknown predict_mode {mode!r}")
         self.invalid_mask = invalid

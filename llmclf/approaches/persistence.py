@@ -115,15 +115,6 @@ def config_from(meta: dict, config_cls, **overrides):
     return config_cls(**{**{k: v for k, v in meta["config"].items() if k in known}, **overrides})
 
 
-def prepare_quantized(model, cfg):
-    """What `wrap_lora` did to a quantized base before training (norms in float32), so predictions match."""
-    if cfg.quantization == "none":
-        return model
-    from peft import prepare_model_for_kbit_training
-
-    return prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-
-
 def resolve_base(meta: dict, model_path: str | None = None) -> str | None:
     """The local base model the saved parts need: `model_path` when given, else the name it was trained from.
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import torch
 
-from ..models.hardware import dtype_record, resolve_dtype
+from ..models.precision import Precision
 from .batching import encode, encode_batch, length_batches, token_budget
 
 
@@ -49,6 +49,8 @@ class FineTunedClassifier:
         self.phase_seconds: dict[str, float] = {}  # load / validation inside fit (approaches.contract)
         self.validation_proba: np.ndarray | None = None
         self.fit_stats: dict = {}  # merged into the run record (approaches.contract): the requested/resolved dtype
+        # resolved once per run: loading, Trainer's autocast and inference read it (models.precision)
+        self.precision = Precision.resolve(getattr(cfg, "dtype", "auto"), warn=False)
 
     def _build(self, n_labels: int, multi_label: bool) -> None:
         raise NotImplementedError
@@ -63,7 +65,8 @@ class FineTunedClassifier:
     def fit(self, task):
         self.labels, self.multi_label = task.labels, task.multi_label
         start = time.perf_counter()
-        self.fit_stats.update(dtype_record(self.cfg.dtype))  # warns when the dtype is emulated here
+        self.fit_stats.update(self.precision.record())
+        self.precision.warn_if_slow()  # in the notebook, when the compute dtype is emulated here
         self._build(task.n_labels, task.multi_label)
         self.phase_seconds = {"load": time.perf_counter() - start}
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
@@ -76,7 +79,7 @@ class FineTunedClassifier:
             self.class_weights = balanced_weights(task.train.y, task.n_labels, task.multi_label)
         net = self.net if self.class_weights is None else WeightedLoss(self.net, self._logits, self.class_weights,
                                                                        task.multi_label)
-        self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg)
+        self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg, precision=self.precision)
         self.validation_proba = None
         if task.multi_label:
             from .decisions import threshold_on_validation
@@ -98,7 +101,8 @@ class FineTunedClassifier:
         batches = list(length_batches([len(t) for t in texts], self.cfg.eval_batch_size))
         for idx in track(batches, phase, run_dir=self.cfg.run_dir or None):
             enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self.append_token)
-            logits = self._logits(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
+            with self.precision.autocast():
+                logits = self._logits(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
             probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
             out[idx] = probs.cpu().numpy()
         return out
@@ -125,10 +129,12 @@ class WeightedLoss(torch.nn.Module):
         return out
 
 
-def training_arguments(cfg, output_dir: str, **overrides):
+def training_arguments(cfg, output_dir: str, precision: Precision | None = None, **overrides):
+    """Trainer's settings from a run's config; mixed precision from the run's `Precision` (resolved from
+    `cfg.dtype` when none is given)."""
     from transformers import TrainingArguments
 
-    dtype = resolve_dtype(getattr(cfg, "dtype", "float32"))
+    precision = precision or Precision.resolve(getattr(cfg, "dtype", "auto"), warn=False)
     args = dict(
         output_dir=output_dir, seed=cfg.seed, data_seed=cfg.seed, learning_rate=cfg.learning_rate,
         num_train_epochs=cfg.epochs, per_device_train_batch_size=cfg.batch_size,
@@ -136,9 +142,9 @@ def training_arguments(cfg, output_dir: str, **overrides):
         warmup_steps=cfg.warmup_ratio, weight_decay=cfg.weight_decay, lr_scheduler_type="linear",
         logging_strategy="steps", logging_steps=1, save_strategy="no", eval_strategy="no", report_to="none",
         remove_unused_columns=False, dataloader_num_workers=0, use_cpu=not torch.cuda.is_available(),
-        # Mixed precision follows the resolved dtype: autocast keeps float32 master weights for the adapters and
-        # the head while matmuls run in 16 bits; fp16 (with its loss scaling) only on a GPU.
-        bf16=dtype == "bfloat16", fp16=dtype == "float16" and torch.cuda.is_available(),
+        # Mixed precision: autocast runs the forward in the compute dtype over float32 trained weights
+        # (models.precision); fp16 (with its loss scaling) only on a GPU.
+        **precision.trainer_flags(),
     )
     args.update(overrides)
     return TrainingArguments(**args)
@@ -179,14 +185,19 @@ def keep_placement(model) -> None:
                 setattr(model, name, value)
 
 
-def train_with_trainer(model, dataset, tokenizer, cfg, collator=None) -> list[dict]:
-    """Train `model` (its forward returns a dict with 'loss') and return Trainer's log history (the loss curve)."""
+def train_with_trainer(model, dataset, tokenizer, cfg, collator=None, precision: Precision | None = None) -> list[dict]:
+    """Train `model` (its forward returns a dict with 'loss') and return Trainer's log history (the loss curve).
+    Every trained parameter is float32 (the master dtype); the forward runs under the run's autocast."""
     from transformers import DataCollatorWithPadding, Trainer
 
+    precision = precision or Precision.resolve(getattr(cfg, "dtype", "auto"), warn=False)
     collator = collator or DataCollatorWithPadding(tokenizer)
     keep_placement(model)
+    precision.cast_trainable(model)
     with tempfile.TemporaryDirectory(prefix="llmclf-trainer-") as out:
-        trainer = Trainer(model=model, args=training_arguments(cfg, out), train_dataset=dataset,
+        # TrainingArguments resets accelerate's process-wide mixed-precision state, so they are made right before
+        # their Trainer: a bf16 run and a float32 run can follow each other in one process
+        trainer = Trainer(model=model, args=training_arguments(cfg, out, precision), train_dataset=dataset,
                           data_collator=collator, callbacks=[progress_callback(getattr(cfg, "run_dir", "") or None)])
         trainer.train()
     return [dict(h) for h in trainer.state.log_history]

@@ -9,42 +9,35 @@ from __future__ import annotations
 import torch
 
 from ..config import DTYPES, ConfigError
-from .hardware import resolve_dtype
+from .precision import Precision
 
-# concrete dtypes only: 'auto' is resolved for the hardware first (models.hardware.resolve_dtype)
+# concrete dtypes only: 'auto' is resolved for the hardware first (models.precision.Precision)
 TORCH_DTYPES = {name: getattr(torch, name) for name in DTYPES if name != "auto"}
 
 
-def quantization_config(quantization: str, dtype: str):
-    """bitsandbytes settings; a 4-bit base computes in `dtype` (resolved: 'auto' follows the hardware too)."""
-    from transformers import BitsAndBytesConfig
-
-    dtype = resolve_dtype(dtype)
-    if quantization == "none":
-        return None
-    if quantization == "4bit":
-        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-                                  bnb_4bit_compute_dtype=TORCH_DTYPES[dtype])
-    if quantization == "8bit":
-        return BitsAndBytesConfig(load_in_8bit=True)
-    raise ValueError(f"quantization must be one of none, 8bit, 4bit; got {quantization!r}")
+def quantization_config(quantization: str, precision: Precision | str = "auto"):
+    """bitsandbytes settings; a 4-bit base computes in the run's compute dtype (`Precision.bnb_config`)."""
+    return Precision.resolve(precision, warn=False).bnb_config(quantization)
 
 
-def load_pretrained(auto_class, path: str, *, quantization: str = "none", dtype: str = "auto",
-                    trust_remote_code: bool = False, **kwargs):
-    """`auto_class.from_pretrained` with the study's quantization and dtype; safetensors only (no pickles).
+def load_pretrained(auto_class, path: str, *, quantization: str = "none", precision: Precision | str = "auto",
+                    trained_in_full: bool = False, trust_remote_code: bool = False, **kwargs):
+    """`auto_class.from_pretrained` with the study's quantization and precision; safetensors only (no pickles).
 
-    `dtype` 'auto' is resolved here for the hardware (transformers' own 'auto', the checkpoint's dtype, is not
-    what it means). On a GPU the model is placed with `device_map` (a quantized model cannot be moved with .to()).
-    Attention is transformers' default, PyTorch's scaled_dot_product_attention where the architecture has it."""
-    dtype = resolve_dtype(dtype)
-    qconfig = quantization_config(quantization, dtype)
+    `precision` is the run's `Precision` (a dtype name is resolved here, without a warning: the run resolved it
+    already). The weights are stored in the compute dtype, or in float32 when `trained_in_full` (every weight
+    trains: mixed precision keeps master weights in float32 and computes in 16 bits under autocast). On a GPU the
+    model is placed with `device_map` (a quantized model cannot be moved with .to()). Attention is transformers'
+    default, PyTorch's scaled_dot_product_attention where the architecture has it."""
+    precision = Precision.resolve(precision, warn=False)
+    qconfig = precision.bnb_config(quantization)
     extra = {"quantization_config": qconfig} if qconfig is not None else {}
     if torch.cuda.is_available():
         extra["device_map"] = {"": 0}
     try:
-        return auto_class.from_pretrained(path, dtype=TORCH_DTYPES[dtype], use_safetensors=True,
-                                          trust_remote_code=trust_remote_code, **extra, **kwargs)
+        return auto_class.from_pretrained(path, dtype=precision.load_dtype(trained_in_full and qconfig is None),
+                                          use_safetensors=True, trust_remote_code=trust_remote_code,
+                                          **extra, **kwargs)
     except Exception as e:
         bad = corrupt_weight_files(path)
         if bad:
@@ -91,22 +84,39 @@ def eos_id(tokenizer, path: str) -> int:
 
 
 def wrap_lora(model, cfg, task_type: str, modules_to_save: list[str] | None = None):
-    """Add LoRA adapters per `cfg` (a LoraParams); with use_lora False, every weight trains (quantization 'none')."""
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    """Add LoRA adapters per `cfg` (a LoraParams); with use_lora False, every weight trains (quantization 'none';
+    load such a model with `trained_in_full=True`). Whatever trains ends in float32, the master dtype (mixed
+    precision: `Precision.cast_trainable`), whatever dtype the frozen base is stored in."""
+    from peft import LoraConfig, get_peft_model
 
+    precision = Precision.resolve(getattr(cfg, "dtype", "auto"), warn=False)
     if not cfg.use_lora:
         for p in model.parameters():
             p.requires_grad_(True)
+        precision.cast_trainable(model)
         return model
-    if cfg.quantization != "none":
-        # Casts the norms to float32 and makes the inputs require grad, so gradients reach the adapters.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    model = prepare_for_adapter(model, cfg, precision)
     targets = cfg.lora_target_modules
     check_lora_targets(model, targets)
     lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
                       target_modules="all-linear" if targets == ["all-linear"] else targets,
                       task_type=task_type, modules_to_save=modules_to_save)
-    return get_peft_model(model, lora)
+    model = get_peft_model(model, lora)
+    precision.cast_trainable(model)
+    return model
+
+
+def prepare_for_adapter(model, cfg, precision: Precision | None = None):
+    """What a base goes through before its LoRA adapter is added, in training and on reload alike, so that a
+    reloaded model predicts as the trained one: a quantized base gets peft's k-bit preparation (norms in float32,
+    inputs that require grad), and a sequence-classification head is made float32 (it trains)."""
+    from peft import prepare_model_for_kbit_training
+
+    precision = precision or Precision.resolve(getattr(cfg, "dtype", "auto"), warn=False)
+    if cfg.quantization != "none":
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    precision.float_heads(model)
+    return model
 
 
 def check_lora_targets(model, targets: list[str]) -> None:

@@ -444,14 +444,9 @@ def _dtype_of(spec: RunSpec) -> str:
     if dtype is None or (spec.notebook == "30_baselines" and spec.params.get("baseline") == "tfidf"):
         return "-"
     if dtype == "auto":  # resolved by the hardware, as the run will
-        try:
-            from ..models import loading
+        from ..models.hardware import resolve_dtype
 
-            resolve = getattr(loading, "resolve_dtype", None)
-            if resolve is not None:
-                return f"auto -> {resolve(dtype)}"
-        except Exception:  # noqa: BLE001 - display only
-            pass
+        return f"auto -> {resolve_dtype(dtype)}"
     return str(dtype)
 
 
