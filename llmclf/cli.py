@@ -178,7 +178,7 @@ def _study_runs(study: str) -> tuple[str, dict | None]:
     from pathlib import Path
 
     from .config import check_name
-    from .study.spec import load_study, read_yaml
+    from .study.spec import load_study, read_yaml, study_contrasts
 
     path = Path(study)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
@@ -190,7 +190,7 @@ def _study_runs(study: str) -> tuple[str, dict | None]:
     doc = read_yaml(path) or {}
     runs = {s.run_id: {"label": s.label, "notebook": s.notebook, "task": s.task} for s in specs}
     return specs[0].study, {"study": specs[0].study, "file": str(path), "description": doc.get("description") or "",
-                            "runs": runs}
+                            "runs": runs, "contrasts": study_contrasts(doc, specs, path)}
 
 
 if __name__ == "__main__":

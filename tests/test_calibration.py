@@ -120,3 +120,53 @@ def test_calibration_summary():
     out = calibration_summary(y_test, p_test, y_val, p_val, True)
     assert out["method"] == "platt" and len(out["scaler"]["a"]) == 4
     assert out["log_loss_after"] < out["log_loss_before"] and out["ece_after"] < out["ece_before"]
+
+
+def test_one_hot_outputs_are_not_probabilistic():
+    from llmclf.analysis.calibration import is_probabilistic
+
+    assert not is_probabilistic(np.eye(3)[[0, 2, 1]])
+    assert not is_probabilistic(np.array([[1.0, 0.0], [0.0, 0.0]]))  # an invalid answer's zero row too
+    assert not is_probabilistic(np.array([[1, 0, 1], [0, 0, 1]], dtype=np.float32))  # multi-label 0/1
+    assert is_probabilistic(np.array([[0.9, 0.1], [0.0, 1.0]]))
+
+
+def _task_analysis(runs, multi_label=False):
+    import pandas as pd
+
+    from llmclf.analysis.verdict import TaskAnalysis
+
+    first = next(iter(runs.values()))[0]
+    return TaskAnalysis("t", multi_label, first.labels, first.ids, first.y, None, runs, {}, pd.DataFrame(),
+                        pd.DataFrame())
+
+
+def _run(name, y, proba, y_val, proba_val, n_labels):
+    from llmclf.analysis.runs import RunPredictions
+
+    eye = np.eye(n_labels, dtype=np.int8)
+    return RunPredictions(name, [f"l{j}" for j in range(n_labels)], False, 0.5, np.arange(len(y)).astype(str),
+                          proba, eye[y], None, proba_val, eye[y_val])
+
+
+def test_the_calibration_table_marks_one_hot_rows_and_flags_a_scaling_that_hurts_on_test():
+    from llmclf.analysis.tables import NOT_PROBABILISTIC, calibration_table
+
+    n_labels = 5
+    rng = np.random.default_rng(20)
+    # calibrated on test, over-confident on validation: the temperature fitted on validation softens a test set
+    # that needed nothing, and its test ECE goes up
+    logits = rng.normal(0, 1.0, (3000, n_labels))
+    p_test = softmax(logits, axis=1)
+    y_test = np.array([rng.choice(n_labels, p=p) for p in p_test])
+    y_val, p_val = overconfident_single(21, n=3000, n_labels=n_labels)
+    one_hot = np.eye(n_labels)[(y_test + (rng.random(3000) < 0.3)) % n_labels]  # constrained decoding: 0/1 rows
+    runs = {"scores": [_run("a", y_test, p_test, y_val, p_val, n_labels)],
+            "constrained": [_run("b", y_test, one_hot, y_val, np.eye(n_labels)[y_val], n_labels)]}
+    table = calibration_table(_task_analysis(runs)).set_index("configuration")
+    row = table.loc["scores"]
+    assert row["ECE after scaling"] > row["ECE"] and row["scaling on test"].startswith("⚠ WORSE")
+    row = table.loc["constrained"]
+    assert row["scaling (fitted on validation)"] == NOT_PROBABILISTIC
+    assert np.isnan(row["ECE"]) and np.isnan(row["log loss"]) and np.isnan(row["ECE after scaling"])
+    assert row["Brier"] == pytest.approx(2 * np.mean(one_hot.argmax(1) != y_test))

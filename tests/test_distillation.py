@@ -103,35 +103,56 @@ runs:
     assert "no finished run labelled 'no such run'" in by_label["student of nobody"].error
 
 
+def _predictions(folder, n_right, n=10, labels=("a", "b")):
+    """predictions.parquet and val_predictions.parquet of a two-label run: the test file always perfect (test must
+    never choose), the validation file right on its first `n_right` rows."""
+    import pandas as pd
+
+    y = np.arange(n) % 2
+    for name, right in (("predictions.parquet", n), ("val_predictions.parquet", n_right)):
+        guess = np.where(np.arange(n) < right, y, 1 - y)
+        frame = pd.DataFrame({"id": [f"v{i}" for i in range(n)], "p:a": (guess == 0).astype(float),
+                              "p:b": (guess == 1).astype(float), "y:a": (y == 0).astype(np.int8),
+                              "y:b": (y == 1).astype(np.int8)})
+        frame.to_parquet(folder / name, index=False)
+
+
 def test_resolve_teacher_by_label_seed_best_and_kept_model(tmp_path):
     from llmclf.study.predict import PredictError, resolve_teacher
     from llmclf.study.record import write_json_atomic
 
     study = tmp_path / "study"
 
-    def run(name, label, notebook, seed, f1, model=True, data="d"):
+    def run(name, label, notebook, seed, val_right, model=True, data="d", test_f1=0.5):
         folder = study / name
         write_json_atomic(folder / "record.json", {
             "status": "done", "label": label, "notebook": notebook, "params": {"seed": seed},
-            "metrics": {"f1_micro": f1}, "provenance": {"data_checksum": data},
+            "task": {"labels": ["a", "b"], "multi_label": False},
+            "metrics": {"f1_micro": test_f1}, "provenance": {"data_checksum": data},
             **({"model_dir": "model"} if model else {})})
+        _predictions(folder, val_right)
         if model:
             (folder / "model").mkdir()
             (folder / "model" / "llmclf_model.json").write_text("{}")
         return folder
 
-    a0 = run("a0", "head (quantization=none)", "10_embedding_head", 0, 0.5)
-    a1 = run("a1", "head (quantization=none)", "10_embedding_head", 1, 0.7)
-    run("b0", "instruction", "20_instruction_tuning", 0, 0.6)
-    run("t0", "tfidf", "30_baselines", 0, 0.9)           # not an LLM: never 'best'
-    run("x0", "head (quantization=none)", "10_embedding_head", 0, 0.99, data="other")  # other data
+    # validation F1 decides; the recorded test F1 says the opposite and must not matter
+    a0 = run("a0", "head (quantization=none)", "10_embedding_head", 0, 5, test_f1=0.99)
+    a1 = run("a1", "head (quantization=none)", "10_embedding_head", 1, 7, test_f1=0.1)
+    run("b0", "instruction", "20_instruction_tuning", 0, 6, test_f1=0.98)
+    run("t0", "tfidf", "30_baselines", 0, 10)           # not an LLM: never 'best'
+    run("x0", "head (quantization=none)", "10_embedding_head", 0, 10, data="other")  # other data
     me = study / "me"
     assert resolve_teacher("label:head", str(me), seed=0, data_checksum="d") == a0
     assert resolve_teacher("label:head", str(me), seed=5, data_checksum="d") == a1  # no seed 5: the best
     assert resolve_teacher("best", str(me), data_checksum="d") == a1
     assert resolve_teacher(str(a0), "") == a0 and resolve_teacher("", "") is None
-    run("c0", "instruction", "20_instruction_tuning", 1, 0.8, model=False)
+    # a tie on validation goes to the first folder name, whatever the order the folders were written in
+    a2 = run("a2", "head (quantization=none)", "10_embedding_head", 2, 7, test_f1=1.0)
+    assert resolve_teacher("best", str(me), data_checksum="d") == a1
+    run("c0", "instruction", "20_instruction_tuning", 1, 8, model=False)
     with pytest.raises(PredictError, match="c0 .* kept no model"):
         resolve_teacher("best", str(me), data_checksum="d")
     with pytest.raises(PredictError, match="not in a study"):
         resolve_teacher("best", "")
+    assert a2.name > a1.name

@@ -11,6 +11,7 @@ import pytest
 from fixtures.synthetic_study import write_synthetic_study
 from llmclf.analysis import report, tables, verdict
 from llmclf.analysis.runs import train_labels
+from llmclf.analysis.statistics import holm as statistics_holm
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "runs"
 SECTIONS = ["Verdict", "Every task by approach family", "Results per configuration", "Which differences are real?",
@@ -43,7 +44,8 @@ def test_every_section_renders_and_old_records_are_said_to_lack_predictions(rend
     for section in SECTIONS:
         assert section in page, section
     assert "recorded no per-example predictions" in page
-    assert "learned the label prior" in page and "Indistinguishable from it" in page
+    assert "predicts the floor's labels for every text" in page and "Not distinguishable from it" in page
+    assert "learned" not in page
     assert "<img" in page or "image/png" in page
 
 
@@ -61,8 +63,8 @@ def test_tidy_files_sit_beside_the_report(rendered):
             "infer_ex_per_s", "resolved_dtype", "device", "max_length", "truncated_share"} <= set(results.columns)
     assert len(results) == results.run_id.nunique() > 20  # one row a run, old records included
     comparisons = pd.read_csv(folder / "comparisons.csv")
-    assert {"task", "configuration_a", "configuration_b", "metric", "difference", "ci_low", "ci_high", "p_value",
-            "test", "p_holm", "decision"} == set(comparisons.columns)
+    assert {"task", "family", "configuration_a", "configuration_b", "metric", "difference", "ci_low", "ci_high",
+            "p_value", "test", "p_holm", "decision", "n_for_80%_power"} == set(comparisons.columns)
     predictions = pd.read_parquet(folder / "predictions.parquet")
     assert {"run_id", "task", "configuration", "seed", "id", "true", "predicted", "p:R&D", "p:H"} <= set(predictions)
     assert "text" not in predictions  # the texts stay with the runs
@@ -86,23 +88,26 @@ def test_the_verdict_names_the_best_the_ties_and_the_floor_failures(analysis):
     _, a = analysis
     assert set(a.tasks) == {"news", "patents"}
     news = a.tasks["news"]
-    assert news.best == "embedding head"
+    assert news.best == "instruction tuning"  # chosen on validation
     table = news.table.set_index("configuration")
     assert table.loc["majority class", "kind"] == verdict.FLOOR
     assert not table.loc["zero-shot", "beats floor"] and table.loc["embedding head", "beats floor"]
     lines = "\n".join(verdict.verdict_lines(news))
-    assert "zero-shot" in lines and "learned the label prior" in lines
+    assert "zero-shot predicts the floor's labels for every text" in lines
     for m in ("f1_micro", "f1_macro", "accuracy"):  # intervals around their estimates
         assert (table[f"{m} low"] <= table[m] + 1e-12).all() and (table[m] <= table[f"{m} high"] + 1e-12).all()
     c = news.comparisons
-    assert c.iloc[0].configuration_b == table[table.kind != verdict.FLOOR].index[1]  # best vs runner-up first
+    rest = c[c.family == verdict.BEST_VS_REST]
+    assert rest.iloc[0].configuration_b == table[table.kind != verdict.FLOOR].index[1]  # best vs runner-up first
     assert {"paired bootstrap", "McNemar exact (seeds by majority vote)"} <= set(c.test)
     assert (c.p_holm >= c.p_value - 1e-12).all()
+    for family, f in c.groupby("family"):  # Holm within each family
+        assert f.p_holm.tolist() == pytest.approx(statistics_holm(f.p_value).tolist())
     patents = a.tasks["patents"]
     assert {"label prior", "most frequent label set"} <= set(patents.table.configuration)
     assert "McNemar exact (seeds by majority vote)" not in set(patents.comparisons.test)
     wide = verdict.study_table(a)
-    assert "★" in wide.loc["news", "embedding head"] and wide.loc["news"].str.contains("≈").any()
+    assert "★" in wide.loc["news", "instruction tuning"] and wide.loc["news"].str.contains("≈").any()
 
 
 def test_calibration_and_next_steps_tables(analysis):
@@ -116,7 +121,7 @@ def test_calibration_and_next_steps_tables(analysis):
     per_label = tables.per_label_f1(news, ["embedding head", "encoder"])
     assert per_label.support.sum() == len(news.y)
     cm = tables.confusion_summed(news, "embedding head")
-    assert cm.sum() == 2 * len(news.y)  # two seeds
+    assert cm.to_numpy().sum() == 2 * len(news.y)  # two seeds
     curve = tables.f1_by_threshold(patents, "embedding head")
     assert curve.f1_micro.between(0, 1).all()
     examples = tables.disagreements(news, "embedding head", "encoder")

@@ -146,14 +146,28 @@ def test_mcnemar_against_statsmodels_and_binomial():
     assert mcnemar_exact(correct_a, correct_a)["p_value"] == 1.0
 
 
-def test_majority_correct_counts_ties_as_wrong():
+def test_majority_correct_splits_ties_in_turn():
     y = np.array([0, 1, 2, 0])
     three = [np.array([0, 1, 0, 1]), np.array([0, 0, 2, 1]), np.array([1, 1, 2, 1])]  # right 2, 2, 2, 0 times
     assert majority_correct(three, y).tolist() == [True, True, True, False]
-    two = [np.array([0, 1, 0, 0]), np.array([0, 0, 2, 0])]  # right 2, 1, 1, 2 times
-    assert majority_correct(two, y).tolist() == [True, False, False, True]
+    two = [np.array([0, 1, 0, 0]), np.array([0, 0, 2, 0])]  # right 2, 1, 1, 2 times: two ties, one right
+    assert majority_correct(two, y).tolist() == [True, True, False, True]
     multi_y = np.array([[1, 0], [1, 1]])
     assert majority_correct([np.array([[1, 0], [1, 0]])] * 3, multi_y).tolist() == [True, False]
+
+
+def test_a_two_seed_vote_is_never_below_both_seeds():
+    # (with more seeds a vote may leave the seeds' range either way: that is what voting does; with two it is the
+    # mean of the two, to within half an example)
+    rng, n_seeds = np.random.default_rng(13), 2
+    for rep in range(50):
+        n = int(rng.integers(5, 60))
+        y = rng.integers(0, 3, n)
+        seeds = [noisy_copy(y, rng.uniform(0.2, 0.9), 3, rng) for _ in range(n_seeds)]
+        accuracy = [np.mean(p == y) for p in seeds]
+        voted = majority_correct(seeds, y).mean()
+        assert min(accuracy) <= voted <= max(accuracy), (rep, accuracy, voted)
+        assert abs(voted - np.mean(accuracy)) <= 0.5 / n + 1e-12
 
 
 def test_holm_is_nan_safe():

@@ -16,6 +16,13 @@ from sklearn.linear_model import LogisticRegression
 EPS = 1e-12  # probabilities are clipped to [EPS, 1 - EPS] before any log, so a confident miss costs a lot, not inf
 
 
+def is_probabilistic(proba, atol: float = 1e-6) -> bool:
+    """False when every probability is 0 or 1 (one-hot answers: constrained decoding, generated text, a floor):
+    such outputs state no confidence, so their ECE, log loss and any scaling of them mean nothing."""
+    proba = np.asarray(proba, dtype=float)
+    return bool(proba.size) and not bool(np.all((np.abs(proba) <= atol) | (np.abs(proba - 1) <= atol)))
+
+
 def ece(y, proba, multi_label: bool, n_bins: int = 15) -> float:
     """Expected calibration error: sum over equal-width bins of (bin share) * |mean confidence - hit rate|.
 

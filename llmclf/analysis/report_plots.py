@@ -41,8 +41,10 @@ def reliability_diagrams(t: TaskAnalysis, configurations, n_bins: int = 15):
         ok = bins["count"] > 0
         ax.plot([0, 1], [0, 1], color="gray", linestyle=":")
         ax.bar(bins.bin_low[ok], bins.accuracy[ok], width=1 / n_bins, align="edge", alpha=0.6, edgecolor="black")
+        said = (f"ECE {cal.ece(y, proba, t.multi_label, n_bins):.3f}" if cal.is_probabilistic(proba)
+                else "0/1 outputs: not probabilistic")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence" if not t.multi_label else "p(label)",
-               ylabel="hit rate", title=f"{name}\nECE {cal.ece(y, proba, t.multi_label, n_bins):.3f}")
+               ylabel="hit rate", title=f"{name}\n{said}")
         ax.title.set_fontsize(9)
     fig.tight_layout()
     return fig

@@ -1,8 +1,10 @@
 """Per-example predictions of a study's runs, read back for the report: what the statistics need.
 
-Each run folder holds predictions.parquet (test: `id`, optionally `text`, `p:<label>`, `y:<label>`) and, for runs
-made by newer code, val_predictions.parquet (validation, the same columns) and the training labels in the record
-(`task.train_label_counts`, `task.train_label_sets`). Plain files: no import of llmclf.study.
+Each run folder holds predictions.parquet (test: `id`, optionally `text`, `p:<label>`, `y:<label>`, and from newer
+code `invalid`: the generated answers that named no label) and, for runs made by newer code, val_predictions.parquet
+(validation, the same columns) and the training labels in the record (`task.train_label_counts`,
+`task.train_label_sets`). A file without the `invalid` column reads as all valid. Plain files: no import of
+llmclf.study.
 """
 
 from __future__ import annotations
@@ -14,8 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .statistics import predictions
+
 PREDICTIONS_FILE = "predictions.parquet"
 VAL_PREDICTIONS_FILE = "val_predictions.parquet"
+INVALID_COLUMN = "invalid"
 
 
 @dataclass
@@ -30,6 +35,8 @@ class RunPredictions:
     texts: np.ndarray | None   # the start of each test text, when recorded
     val_proba: np.ndarray | None = None
     val_truth: np.ndarray | None = None
+    invalid: np.ndarray | None = None       # (n,) bool: test outputs that named no label (None: all valid)
+    val_invalid: np.ndarray | None = None
 
     @property
     def y(self) -> np.ndarray:
@@ -43,11 +50,15 @@ class RunPredictions:
         return self.val_truth if self.multi_label else self.val_truth.argmax(axis=1)
 
     def predicted(self) -> np.ndarray:
-        """Label indices (single-label) or the 0/1 matrix at the run's threshold (multi-label)."""
-        if self.multi_label:
-            return (self.proba >= np.asarray(self.threshold if self.threshold is not None else 0.5,
-                                             dtype=float)).astype(np.int8)
-        return self.proba.argmax(axis=1)
+        """Label indices (single-label) or the 0/1 matrix at the run's threshold (multi-label). An invalid output
+        predicts the pseudo-class L (single-label) or no label (multi-label), as the run's record scored it."""
+        return _decide(self.proba, self.multi_label, self.threshold, self.invalid)
+
+    def val_predicted(self) -> np.ndarray | None:
+        """`predicted` on the validation split (None when it was not recorded)."""
+        if self.val_proba is None:
+            return None
+        return _decide(self.val_proba, self.multi_label, self.threshold, self.val_invalid)
 
     def aligned(self, ids) -> "RunPredictions | None":
         """The same run with its test rows in the order of `ids` (None when some id is missing)."""
@@ -56,13 +67,26 @@ class RunPredictions:
             return None
         return RunPredictions(self.run_id, self.labels, self.multi_label, self.threshold, np.asarray(ids),
                               self.proba[where], self.truth[where],
-                              None if self.texts is None else self.texts[where], self.val_proba, self.val_truth)
+                              None if self.texts is None else self.texts[where], self.val_proba, self.val_truth,
+                              None if self.invalid is None else self.invalid[where], self.val_invalid)
+
+
+def _decide(proba, multi_label, threshold, invalid):
+    return predictions(proba, multi_label, 0.5 if threshold is None else threshold, invalid)
 
 
 def _split(frame: pd.DataFrame, labels: list[str]):
     proba = frame[[f"p:{l}" for l in labels]].to_numpy(dtype=np.float64)
     truth = frame[[f"y:{l}" for l in labels]].to_numpy().astype(np.int8)
     return proba, truth
+
+
+def _invalid(frame: pd.DataFrame) -> np.ndarray | None:
+    """The invalid-output mask, None when the file predates it or marks no row (then every row is valid)."""
+    if INVALID_COLUMN not in frame.columns:
+        return None
+    mask = frame[INVALID_COLUMN].fillna(False).to_numpy().astype(bool)
+    return mask if mask.any() else None
 
 
 def read_run_predictions(run_dir: str | Path) -> RunPredictions | None:
@@ -79,10 +103,12 @@ def read_run_predictions(run_dir: str | Path) -> RunPredictions | None:
     threshold = (record.get("metrics") or {}).get("threshold")
     run = RunPredictions(record.get("run_id", run_dir.name), labels, bool(task.get("multi_label")),
                          0.5 if threshold is None else threshold, frame["id"].astype(str).to_numpy(), proba, truth,
-                         frame["text"].astype(str).to_numpy() if "text" in frame.columns else None)
+                         frame["text"].astype(str).to_numpy() if "text" in frame.columns else None,
+                         invalid=_invalid(frame))
     try:
         val = pd.read_parquet(run_dir / VAL_PREDICTIONS_FILE)
         run.val_proba, run.val_truth = _split(val, labels)
+        run.val_invalid = _invalid(val)
     except (OSError, ValueError, KeyError):
         pass
     return run

@@ -8,7 +8,10 @@ interval is about these trained models; `resample_seeds=True` also redraws the s
 resample, so that a new round of training would be covered too (crude with 3 seeds, but not zero).
 
 Conventions: `y` is (n,) label indices (single-label) or an (n, L) 0/1 matrix (multi-label); a prediction has the
-same shape; F1 follows sklearn with zero_division=0 over all L labels.
+same shape; F1 follows sklearn with zero_division=0 over all L labels. A single-label prediction may be `L` itself
+(INVALID: a generated answer that named no label, `predictions(..., invalid=)`), scored as
+`analysis.metrics.classification_metrics` scores it: wrong for accuracy and micro F1, a miss of the true class and
+no false positive of any real class for macro F1.
 """
 
 from __future__ import annotations
@@ -27,12 +30,18 @@ COLUMNS = ["configuration_a", "configuration_b", "metric", "difference", "ci_low
            "p_holm", "decision"]
 
 
-def predictions(proba, multi_label: bool, threshold=0.5) -> np.ndarray:
-    """Single-label: the argmax index per row. Multi-label: 0/1 at `threshold` (a float, or one per label)."""
+def predictions(proba, multi_label: bool, threshold=0.5, invalid=None) -> np.ndarray:
+    """Single-label: the argmax index per row. Multi-label: 0/1 at `threshold` (a float, or one per label).
+
+    `invalid`: (n,) bool, rows whose output named no label. Single-label: they predict the pseudo-class L (never
+    the argmax of their zero row, which would quietly be label 0); multi-label: they predict no label."""
     proba = np.asarray(proba, dtype=float)
+    bad = None if invalid is None else np.asarray(invalid, dtype=bool)
     if multi_label:
-        return (proba >= np.asarray(threshold, dtype=float)).astype(np.int8)  # (L,) thresholds broadcast over rows
-    return proba.argmax(axis=1)
+        pred = (proba >= np.asarray(threshold, dtype=float)).astype(np.int8)  # (L,) thresholds broadcast over rows
+        return pred if bad is None else pred * ~bad[:, None]
+    pred = proba.argmax(axis=1)
+    return pred if bad is None else np.where(bad, proba.shape[1], pred)
 
 
 def score(y, pred, metric: str, multi_label: bool, n_labels: int) -> float:
@@ -44,7 +53,9 @@ def score(y, pred, metric: str, multi_label: bool, n_labels: int) -> float:
     _check_metric(metric)
     if metric == "accuracy":  # for multi-label this is subset accuracy: every label of the row right
         return float(accuracy_score(y, pred))
-    labels = {} if multi_label else {"labels": list(range(n_labels))}
+    # micro F1 counts an invalid prediction (the pseudo-class n_labels) as wrong, as accuracy does; macro F1 leaves
+    # the pseudo-class out, so it is a miss of the true class and no false positive (analysis.metrics)
+    labels = {} if multi_label else {"labels": list(range(n_labels + (metric == "f1_micro")))}
     return float(f1_score(y, pred, average=metric[3:], zero_division=0, **labels))
 
 
@@ -75,7 +86,7 @@ def resampled_scores(y, pred, metric: str, multi_label: bool, n_labels: int, ind
         rows = np.arange(len(idx))[:, None] * n
         weights = np.bincount((idx + rows).ravel(), minlength=len(idx) * n).reshape(len(idx), n).astype(float)
         counts = [weights @ p for p in parts]
-        out[start:start + chunk] = _from_counts(counts, metric, idx.shape[1])
+        out[start:start + chunk] = _from_counts(counts, metric, idx.shape[1], n_labels)
     return out
 
 
@@ -127,14 +138,41 @@ def mcnemar_exact(correct_a, correct_b) -> dict:
 
 
 def majority_correct(preds_by_seed, y) -> np.ndarray:
-    """(n,) bool: an example counts as correct when MORE than half of the seeds got it right.
+    """(n,) bool: an example counts as correct when more than half of the seeds got it right.
 
-    McNemar needs one right/wrong per example, so the seeds vote. A tie (e.g. 1 of 2 seeds right) counts as wrong.
+    McNemar needs one right/wrong per example, so the seeds vote. A tie (e.g. 1 of 2 seeds right) is split
+    deterministically: the tied examples, in test order, count right and wrong in turn (the first right). Counting
+    every tie as wrong would put a 2-seed configuration below both of its seeds; this way the vote's accuracy is
+    the seeds' mean accuracy to within half an example, never below the worst seed nor above the best.
     Multi-label: right means every label of the row right (subset accuracy).
     """
     y = np.asarray(y)
     right = np.array([_row_correct(y, np.asarray(p)) for p in preds_by_seed])
-    return 2 * right.sum(axis=0) > len(right)
+    votes, k = 2 * right.sum(axis=0), len(right)
+    out = votes > k
+    out[np.flatnonzero(votes == k)[::2]] = True
+    return out
+
+
+def resamples_for_holm(n_tests: int, n_resamples: int, alpha: float = 0.05) -> int:
+    """Enough bootstrap resamples for a family of `n_tests` Holm-adjusted tests: a bootstrap p-value cannot go below
+    1/(R+1), and Holm multiplies the smallest by n_tests, so with fewer than about n_tests/alpha resamples no
+    difference, however large, could survive the adjustment. This keeps the floor's adjusted value at alpha/2 or
+    below (and never lowers `n_resamples`)."""
+    return max(int(n_resamples), int(np.ceil(2 * max(n_tests, 1) / alpha)))
+
+
+def n_for_power(difference: float, sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> int | None:
+    """Test-set size at which a paired difference of this size would be detected with `power` by a two-sided test
+    at level `alpha`: the bootstrap SD of the difference on n examples scaled as 1/sqrt(n) (normal approximation),
+    n * ((z_(1-alpha/2) + z_power) * sd / |difference|)^2. None when no difference was observed or it has no
+    spread."""
+    from scipy.stats import norm
+
+    if not (np.isfinite(difference) and np.isfinite(sd)) or difference == 0 or sd <= 0:
+        return None
+    z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
+    return int(np.ceil(n * (z * sd / abs(difference)) ** 2))
 
 
 def holm(p_values) -> np.ndarray:
@@ -149,12 +187,13 @@ def holm(p_values) -> np.ndarray:
 
 def compare_configurations(y, preds: dict, multi_label: bool, n_labels: int, metrics=("f1_micro", "f1_macro"),
                            n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                           resample_seeds: bool = False) -> pd.DataFrame:
+                           resample_seeds: bool = False, order=None) -> pd.DataFrame:
     """Every configuration against the best one, one row per (configuration, metric, test).
 
-    `preds`: configuration name -> list of per-seed predictions on the same test examples. The best is the highest
-    mean-over-seeds of `metrics[0]` (ties: the first in `preds` order); the other rows come in order of that mean,
-    so the first is best-vs-runner-up. Each row: difference = best minus other, a paired-bootstrap percentile
+    `preds`: configuration name -> list of per-seed predictions on the same test examples. `order`: the
+    configurations ranked as chosen elsewhere (analysis.verdict ranks them on validation), its first the best, the
+    next the runner-up. Without it the best is the highest test mean-over-seeds of `metrics[0]` (ties: the first in
+    `preds` order): a selection on the test set itself, for callers that have nothing else. Each row: difference = best minus other, a paired-bootstrap percentile
     interval and p-value; for single-label also an exact McNemar row on per-example correctness (seeds by majority
     vote), whose interval is the exact (Clopper-Pearson) one for the discordant split, scaled to an accuracy
     difference, so that it excludes 0 exactly when McNemar's p < 1 - confidence. p_holm adjusts over all rows.
@@ -165,7 +204,9 @@ def compare_configurations(y, preds: dict, multi_label: bool, n_labels: int, met
     y = np.asarray(y)
     names = list(preds)
     means = {(k, m): _mean_score(y, preds[k], m, multi_label, n_labels) for k in names for m in metrics}
-    order = sorted(names, key=lambda k: -means[k, metrics[0]])  # a stable sort: ties keep the given order
+    if order is None:
+        order = sorted(names, key=lambda k: -means[k, metrics[0]])  # a stable sort: ties keep the given order
+    order = [k for k in order if k in preds]
     best = order[0]
     indices = bootstrap_indices(len(y), n_resamples, seed)
     dist = {(k, m): _seed_mean_distribution(y, preds[k], m, multi_label, n_labels, indices,
@@ -198,21 +239,23 @@ def _check_metric(metric):
 
 
 def _indicators(labels, multi_label, n_labels):
-    """(n, L) bool: the 0/1 matrix itself, or the one-hot of single-label indices."""
+    """(n, L) bool: the 0/1 matrix itself; single-label, (n, L + 1): the one-hot of the indices, the last column
+    the invalid pseudo-class."""
     labels = np.asarray(labels)
-    return labels.astype(bool) if multi_label else np.eye(n_labels, dtype=bool)[labels]
+    return labels.astype(bool) if multi_label else np.eye(n_labels + 1, dtype=bool)[labels]
 
 
-def _from_counts(counts, metric, m):
+def _from_counts(counts, metric, m, n_labels):
     """Scores from per-resample counts: accuracy from correct-row counts, F1 from TP/FP/FN with 0 for 0/0."""
     if metric == "accuracy":
         return counts[0] / m
     tp, fp, fn = counts
-    if metric == "f1_micro":
+    if metric == "f1_micro":  # every column: an invalid prediction is the pseudo-class's false positive
         tp, fp, fn = tp.sum(axis=1), fp.sum(axis=1), fn.sum(axis=1)
     denominator = 2 * tp + fp + fn
     f1 = np.divide(2 * tp, denominator, out=np.zeros_like(tp), where=denominator > 0)
-    return f1 if metric == "f1_micro" else f1.mean(axis=1)  # macro: over all L labels, absent ones count 0
+    # macro: over the L real labels (absent ones count 0), never the pseudo-class
+    return f1 if metric == "f1_micro" else f1[:, :n_labels].mean(axis=1)
 
 
 def _mean_score(y, preds_by_seed, metric, multi_label, n_labels):

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 
 from . import calibration as cal
-from .verdict import FLOOR, StudyAnalysis, TaskAnalysis
+from .metrics import INVALID_LABEL
+from .verdict import BEATS, FLOOR, WORSE_THAN_FLOOR, StudyAnalysis, TaskAnalysis
 
 RESULT_COLUMNS = ["task", "label", "family", "seed", "run_id", "status", "f1_micro", "f1_macro", "f1_weighted",
                   "accuracy", "precision_at_1", "threshold", "load_seconds", "train_seconds", "validation_seconds",
@@ -39,8 +40,9 @@ def _num(v, fmt):
 
 
 def results_table(t: TaskAnalysis) -> pd.DataFrame:
-    """One row per configuration and floor: F1 and accuracy with 95% bootstrap intervals, the seeds' spread, the
-    floor flag, the input budget and the costs."""
+    """One row per configuration and floor, in the order of validation F1 micro (the first configuration is the
+    best, the first floor the best floor): F1 and accuracy with 95% bootstrap intervals, the seeds' spread, the
+    comparison with the floor, the input budget and the costs."""
     rows = []
     for _, r in t.table.iterrows():
         floor = r.kind == FLOOR
@@ -49,12 +51,18 @@ def results_table(t: TaskAnalysis) -> pd.DataFrame:
                   if not pd.isna(r.get("max_length")) else "-")
         row = {"configuration": r.configuration + (" (floor)" if floor else ""), "family": r.family,
                "seeds": int(r.seeds) if not floor else "-",
+               "validation F1 micro": _num(r.get("validation f1_micro"), ".3f"),
                "F1 micro [95% CI]": _ci(r, "f1_micro"), "F1 macro [95% CI]": _ci(r, "f1_macro"),
                "accuracy [95% CI]": _ci(r, "accuracy"), "F1 micro sd over seeds": _num(r.get("f1_micro seed sd"), ".3f")}
         if t.multi_label:
             row["P@1"], row["samples F1"] = _num(r.get("P@1"), ".3f"), _num(r.get("samples F1"), ".3f")
-        row["beats floor"] = ("-" if floor or pd.isna(r.get("beats floor")) else
-                              "yes" if r.get("beats floor") else "NO: learned the label prior")
+        row["vs floor"] = ("-" if floor or not isinstance(r.get("vs floor"), str) else
+                           "predicts the floor's labels for every text" if r.get("floor's labels") is True else
+                           "yes, beats it" if r.get("vs floor") == BEATS else
+                           "NO: worse than the floor" if r.get("vs floor") == WORSE_THAN_FLOOR else
+                           "NO: not shown better than the floor")
+        if not floor and r.get("constant") is True and r.get("floor's labels") is not True:
+            row["vs floor"] += " (one answer for every text)"
         row.update({"input budget": budget, "texts cut": _num(r.get("truncated_share"), ".0%"),
                     "train s": _num(r.get("train_seconds"), ".1f"), "load s": _num(r.get("load_seconds"), ".1f"),
                     "validation s": _num(r.get("validation_seconds"), ".1f"),
@@ -67,21 +75,37 @@ def results_table(t: TaskAnalysis) -> pd.DataFrame:
 
 
 def comparisons_table(t: TaskAnalysis) -> pd.DataFrame:
+    """Every paired comparison, family by family (p (Holm) adjusts within its family)."""
     c = t.comparisons.copy()
     for col in ("difference", "ci_low", "ci_high"):
         c[col] = c[col].map(lambda v: f"{v:+.3f}")
     for col in ("p_value", "p_holm"):
         c[col] = c[col].map(lambda v: f"{v:.4f}")
+    c["n_for_80%_power"] = c["n_for_80%_power"].map(lambda v: "-" if v is None or pd.isna(v) else f"{int(v):,}")
     return c.drop(columns=["task"]).rename(columns={"configuration_a": "A", "configuration_b": "B",
                                                     "difference": "A − B", "ci_low": "CI low", "ci_high": "CI high",
-                                                    "p_value": "p", "p_holm": "p (Holm)"})
+                                                    "p_value": "p", "p_holm": "p (Holm)",
+                                                    "n_for_80%_power": "test size for 80% power"})
+
+
+NOT_PROBABILISTIC = "not probabilistic: every output is 0 or 1"
 
 
 def calibration_table(t: TaskAnalysis) -> pd.DataFrame:
     """Per configuration (mean over seeds): ECE (15 bins), Brier and log loss on test, and ECE after temperature
-    (single-label) or per-label Platt (multi-label) scaling fitted on validation, where validation was recorded."""
+    (single-label) or per-label Platt (multi-label) scaling fitted on validation, where validation was recorded.
+
+    A configuration whose test outputs are all 0 or 1 (constrained decoding, generated answers) states no
+    confidence: it is marked not probabilistic and shows only its Brier score (twice its error rate). A scaling
+    that makes the test ECE worse (it was fitted on validation, and need not carry over) is flagged."""
     rows = []
     for name, seeds in t.runs.items():
+        if not any(cal.is_probabilistic(run.proba) for run in seeds):
+            rows.append({"configuration": name, "ECE": float("nan"),
+                         "Brier": float(np.mean([cal.brier(run.y, run.proba, t.multi_label) for run in seeds])),
+                         "log loss": float("nan"), "ECE after scaling": float("nan"),
+                         "scaling (fitted on validation)": NOT_PROBABILISTIC, "scaling on test": "-"})
+            continue
         per = []
         for run in seeds:
             if run.val_proba is not None:
@@ -91,9 +115,12 @@ def calibration_table(t: TaskAnalysis) -> pd.DataFrame:
                      (("ece", cal.ece), ("brier", cal.brier), ("log_loss", cal.log_loss))}
             per.append(s)
         mean = lambda k: float(np.mean([p[k] for p in per])) if all(k in p for p in per) else float("nan")  # noqa
-        rows.append({"configuration": name, "ECE": mean("ece_before"), "Brier": mean("brier_before"),
-                     "log loss": mean("log_loss_before"), "ECE after scaling": mean("ece_after"),
-                     "scaling (fitted on validation)": per[0].get("method", "no validation predictions")})
+        before, after = mean("ece_before"), mean("ece_after")
+        rows.append({"configuration": name, "ECE": before, "Brier": mean("brier_before"),
+                     "log loss": mean("log_loss_before"), "ECE after scaling": after,
+                     "scaling (fitted on validation)": per[0].get("method", "no validation predictions"),
+                     "scaling on test": "-" if np.isnan(after) else
+                     "⚠ WORSE: ECE up after scaling" if after > before else "ECE down"})
     return pd.DataFrame(rows)
 
 
@@ -106,19 +133,22 @@ def per_label_f1(t: TaskAnalysis, configurations) -> pd.DataFrame:
     for name in configurations:
         scores = []
         for run in t.runs[name]:
-            pred = run.predicted()
-            pred = pred if t.multi_label else np.eye(len(t.labels), dtype=int)[pred]
+            pred = run.predicted()  # an invalid output: a miss of its true label, no false positive
+            pred = pred if t.multi_label else np.eye(len(t.labels) + 1, dtype=int)[pred][:, :len(t.labels)]
             scores.append(f1_score(truth, pred, average=None, zero_division=0))
         out[name] = np.mean(scores, axis=0)
     return out
 
 
-def confusion_summed(t: TaskAnalysis, configuration) -> np.ndarray:
-    """Single-label: the confusion matrix (rows true, columns predicted) summed over the configuration's seeds."""
+def confusion_summed(t: TaskAnalysis, configuration) -> pd.DataFrame:
+    """Single-label: the confusion matrix (rows true, columns predicted) summed over the configuration's seeds,
+    labelled; a column of invalid outputs when the configuration had any."""
     from sklearn.metrics import confusion_matrix
 
-    return sum(confusion_matrix(t.y, run.predicted(), labels=list(range(len(t.labels)))) for run in
-               t.runs[configuration])
+    n = len(t.labels)
+    cm = sum(confusion_matrix(t.y, run.predicted(), labels=list(range(n + 1))) for run in t.runs[configuration])
+    keep = n + 1 if cm[:, n].any() else n
+    return pd.DataFrame(cm[:n, :keep], index=t.labels, columns=[*t.labels, INVALID_LABEL][:keep])
 
 
 def f1_by_threshold(t: TaskAnalysis, configuration, grid=None) -> pd.DataFrame:
@@ -149,7 +179,12 @@ def disagreements(t: TaskAnalysis, a, b, n: int = 8, width: int = 200) -> pd.Dat
 def _names(t, value, indicator):
     if indicator:
         return ", ".join(l for l, v in zip(t.labels, value) if v) or "(none)"
-    return t.labels[int(value)]
+    return _label(t, value)
+
+
+def _label(t, index):
+    """A single-label prediction's name; the pseudo-class L is an invalid output."""
+    return t.labels[int(index)] if int(index) < len(t.labels) else INVALID_LABEL
 
 
 # ---- tidy files beside the report ------------------------------------------------------------------------------
@@ -186,7 +221,7 @@ def predictions_frame(records: pd.DataFrame, analysis: StudyAnalysis) -> pd.Data
                 f.insert(4, "id", run.ids)
                 f.insert(5, "true", ["|".join(l for l, v in zip(t.labels, row) if v) for row in run.truth])
                 f.insert(6, "predicted", ["|".join(l for l, v in zip(t.labels, row) if v) for row in pred]
-                         if t.multi_label else [t.labels[i] for i in pred])
+                         if t.multi_label else [_label(t, i) for i in pred])
                 frames.append(f)
     if not frames:
         return pd.DataFrame(columns=["run_id", "task", "configuration", "seed", "id", "true", "predicted"])

@@ -18,9 +18,15 @@ from . import statistics as st
 from .runs import RunPredictions, read_run_predictions, train_labels
 
 FLOOR = "floor"
+ALPHA = 0.05
 CI_METRICS = ("f1_micro", "f1_macro", "accuracy")
 COST_COLUMNS = {"train_seconds": ("training time", "min", "s"), "infer_ex_per_s": ("inference throughput", "max", "ex/s"),
                 "trainable_params": ("trainable parameters", "min", ""), "peak_memory_mb": ("peak memory", "min", "MB")}
+# the families of tests, each Holm-adjusted on its own: the study's declared contrasts (primary, F1 micro), every
+# configuration against the best chosen on validation (secondary), every configuration against the best floor
+CONTRASTS, BEST_VS_REST, VS_FLOOR = "declared contrasts (primary)", "best vs rest (secondary)", "vs floor"
+COMPARISON_COLUMNS = ["task", "family", *st.COLUMNS, "n_for_80%_power"]
+BEATS, WORSE_THAN_FLOOR, NOT_SHOWN = "beats the floor", "worse than the floor", "not shown better than the floor"
 
 
 @dataclass
@@ -36,16 +42,23 @@ class TaskAnalysis:
     table: pd.DataFrame             # one row per configuration and floor: intervals, costs, flags
     comparisons: pd.DataFrame
     notes: list = field(default_factory=list)
+    selected_on: str = "validation"  # how the best configuration and floor were chosen
 
     @property
     def best(self) -> str | None:
-        confs = self.table[self.table.kind != FLOOR]
+        """The best configuration as chosen on validation F1 micro (the table's first configuration row)."""
+        confs = self.table[self.table.kind != FLOOR] if len(self.table) else self.table
         return None if confs.empty else confs.iloc[0]["configuration"]
+
+    @property
+    def best_floor(self) -> str | None:
+        floors = self.table[self.table.kind == FLOOR] if len(self.table) else self.table
+        return None if floors.empty else floors.iloc[0]["configuration"]
 
     def indistinguishable(self) -> list[str]:
         c = self.comparisons
-        rows = c[(c.metric == "f1_micro") & (c.test == st.BOOTSTRAP) & (c.configuration_a == self.best)
-                 & c.decision.str.startswith("indistinguishable")]
+        rows = c[(c.family == BEST_VS_REST) & (c.metric == "f1_micro") & (c.test == st.BOOTSTRAP)
+                 & (c.configuration_a == self.best) & c.decision.str.startswith("indistinguishable")]
         return list(rows.configuration_b)
 
 
@@ -58,14 +71,18 @@ class StudyAnalysis:
     @property
     def comparisons(self) -> pd.DataFrame:
         frames = [t.comparisons for t in self.tasks.values() if len(t.comparisons)]
-        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["task", *st.COLUMNS])
+        return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS)
 
 
-def analyze(records: pd.DataFrame, n_resamples: int = 2000, seed: int = 0) -> StudyAnalysis:
+def analyze(records: pd.DataFrame, n_resamples: int = 2000, seed: int = 0, contrasts=None) -> StudyAnalysis:
+    """`contrasts`: the study's declared pairs of configuration labels (default: the study file's `contrasts:`,
+    as `llmclf report` keeps it in the records' study_runs)."""
+    if contrasts is None:
+        contrasts = (getattr(records, "attrs", {}).get("study_runs") or {}).get("contrasts") or []
     done = records[records.status == "done"] if len(records) else records
     tasks, missing = {}, []
     for task, g in (done.groupby("task", sort=False) if len(done) else []):
-        t = analyze_task(task, g, n_resamples, seed)
+        t = analyze_task(task, g, n_resamples, seed, contrasts)
         if t is None:
             missing.append(task)
         else:
@@ -95,11 +112,27 @@ class _Bootstrap:
     def difference(self, a, preds_a, b, preds_b, metric):
         diff = (st._mean_score(self.y, preds_a, metric, self.multi, self.n_labels)
                 - st._mean_score(self.y, preds_b, metric, self.multi, self.n_labels))
-        return st._difference_row(diff, self.dist(a, preds_a, metric) - self.dist(b, preds_b, metric),
-                                  self.confidence)
+        dist = self.dist(a, preds_a, metric) - self.dist(b, preds_b, metric)
+        return {**st._difference_row(diff, dist, self.confidence), "sd": float(np.std(dist, ddof=1))}
 
 
-def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int) -> TaskAnalysis | None:
+def validation_scores(runs: dict, multi_label: bool, n_labels: int) -> dict:
+    """configuration -> mean over seeds of its validation F1 micro (NaN when no seed recorded validation)."""
+    out = {}
+    for name, seeds in runs.items():
+        scores = [st.score(r.val_y, r.val_predicted(), "f1_micro", multi_label, n_labels) for r in seeds
+                  if r.val_proba is not None and r.val_truth is not None]
+        out[name] = float(np.mean(scores)) if scores else float("nan")
+    return out
+
+
+def rank(scores: dict) -> list:
+    """Names by score, highest first; ties (and NaNs, last) broken by name, so the order never depends on the
+    order the runs were read in."""
+    return sorted(scores, key=lambda k: (np.isnan(scores[k]), -np.nan_to_num(scores[k], nan=0.0), str(k)))
+
+
+def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int, contrasts=()) -> TaskAnalysis | None:
     loaded = {r.run_id: read_run_predictions(r.run_dir) for r in g.itertuples() if isinstance(r.run_dir, str)}
     loaded = {k: v for k, v in loaded.items() if v is not None}
     if not loaded:
@@ -117,33 +150,96 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int) -> Tas
     multi, labels, n_labels = first.multi_label, first.labels, len(first.labels)
     y = first.y
     preds = {k: [run.predicted() for run in v] for k, v in runs.items()}
-    floor_preds = _floors(g, multi, n_labels, len(ids), runs, notes)
+    floor_preds, floor_val = _floors(g, multi, n_labels, len(ids), runs, notes)
     floor_labels = {k: [st.predictions(p, multi, t)] for k, (p, t) in floor_preds.items()}
-    kw = dict(multi_label=multi, n_labels=n_labels, n_resamples=n_resamples, seed=seed)
-    comparisons = (st.compare_configurations(y, preds, metrics=("f1_micro", "f1_macro"), **kw) if len(preds) > 1
-                   else pd.DataFrame(columns=st.COLUMNS))
+
+    # Selection on validation only: the best configuration and the best floor are the highest validation F1 micro
+    # (ties by name); a test metric never chooses anything.
+    val = validation_scores(runs, multi, n_labels)
+    selected_on = "validation"
+    if all(np.isnan(v) for v in val.values()):
+        selected_on = "test (no validation predictions recorded)"
+        val = {k: st._mean_score(y, p, "f1_micro", multi, n_labels) for k, p in preds.items()}
+        notes.append("no configuration recorded validation predictions (older runs): the best is chosen on test "
+                     "F1 micro, which favours it")
+    elif any(np.isnan(v) for v in val.values()):
+        notes.append("configurations without validation predictions (older runs) rank after the others: "
+                     + ", ".join(k for k, v in val.items() if np.isnan(v)))
+    order = rank(val)
+    floor_order = rank(floor_val) if floor_val else sorted(floor_labels)
+    best_floor = floor_order[0] if floor_order else None
+
     boot = _Bootstrap(y, multi, n_labels, n_resamples, seed)
-    best_floor = max(floor_labels, key=lambda k: st.score(y, floor_labels[k][0], "f1_micro", multi, n_labels),
-                     default=None)
-    floor_rows = []
+    kw = dict(multi_label=multi, n_labels=n_labels, seed=seed)
+    frames = []
+    # primary: the study's declared contrasts, F1 micro, paired bootstrap, Holm over the contrasts run on this task
+    pairs = [(a, b) for a, b in contrasts if a in preds and b in preds]
+    skipped = [(a, b) for a, b in contrasts if (a, b) not in pairs]
+    if skipped:
+        notes.append("declared contrasts not run on this task (a configuration is missing): "
+                     + "; ".join(f"{a} vs {b}" for a, b in skipped))
+    if pairs:
+        r = st.resamples_for_holm(len(pairs), n_resamples, ALPHA)
+        cboot = boot if r == n_resamples else _Bootstrap(y, multi, n_labels, r, seed)
+        rows = []
+        for a, b in pairs:
+            d = cboot.difference(a, preds[a], b, preds[b], "f1_micro")
+            rows.append({"configuration_a": a, "configuration_b": b, "metric": "f1_micro",
+                         "difference": d["difference"], "ci_low": d["low"], "ci_high": d["high"],
+                         "p_value": d["p_value"], "test": st.BOOTSTRAP, "sd": d["sd"]})
+        c = pd.DataFrame(rows)
+        c["p_holm"] = st.holm(c.p_value.to_numpy(dtype=float))
+        c["decision"] = [_contrast_decision(row) for row in c.itertuples()]
+        c["n_for_80%_power"] = [
+            st.n_for_power(row.difference, row.sd, len(y), ALPHA / len(pairs)) if row.p_holm >= ALPHA else None
+            for row in c.itertuples()]
+        frames.append(c.drop(columns="sd").assign(family=CONTRASTS))
+    # secondary: every configuration against the best chosen on validation, Holm over this family
+    if len(preds) > 1:
+        per = 2 + (0 if multi else 1)
+        r = st.resamples_for_holm(per * (len(preds) - 1), n_resamples, ALPHA)
+        c = st.compare_configurations(y, preds, metrics=("f1_micro", "f1_macro"), n_resamples=r, order=order, **kw)
+        c["decision"] = [_best_decision(row) for row in c.itertuples()]
+        frames.append(c.assign(family=BEST_VS_REST))
+    # every configuration against the best floor (chosen on validation), Holm over this family
     if best_floor is not None:
+        r = st.resamples_for_holm(len(preds), n_resamples, ALPHA)
+        fboot = boot if r == n_resamples else _Bootstrap(y, multi, n_labels, r, seed)
+        rows = []
         for name, p in preds.items():
-            d = boot.difference(name, p, best_floor, floor_labels[best_floor], "f1_micro")
-            floor_rows.append({"configuration_a": name, "configuration_b": best_floor, "metric": "f1_micro",
-                               "difference": d["difference"], "ci_low": d["low"], "ci_high": d["high"],
-                               "p_value": d["p_value"], "test": st.BOOTSTRAP + " vs floor",
-                               "decision": "beats the floor" if d["low"] > 0 else
-                               "NOT shown to beat the floor: learned the label prior, not the task"})
-    comparisons = pd.concat([comparisons.drop(columns=["p_holm"], errors="ignore"), pd.DataFrame(floor_rows)],
-                            ignore_index=True)
-    comparisons["p_holm"] = st.holm(comparisons["p_value"].to_numpy(dtype=float)) if len(comparisons) else []
-    comparisons.insert(0, "task", task)
-    comparisons = comparisons[["task", *st.COLUMNS]]
-    table = _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_labels, boot)
-    return TaskAnalysis(task, multi, labels, ids, y, first.texts, runs, floor_preds, table, comparisons, notes)
+            d = fboot.difference(name, p, best_floor, floor_labels[best_floor], "f1_micro")
+            rows.append({"configuration_a": name, "configuration_b": best_floor, "metric": "f1_micro",
+                         "difference": d["difference"], "ci_low": d["low"], "ci_high": d["high"],
+                         "p_value": d["p_value"], "test": st.BOOTSTRAP + " vs floor"})
+        c = pd.DataFrame(rows)
+        c["p_holm"] = st.holm(c.p_value.to_numpy(dtype=float))
+        c["decision"] = [BEATS if row.p_holm < ALPHA and row.difference > 0 else
+                         WORSE_THAN_FLOOR if row.p_holm < ALPHA and row.difference < 0 else NOT_SHOWN
+                         for row in c.itertuples()]
+        frames.append(c.assign(family=VS_FLOOR))
+    comparisons = (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COMPARISON_COLUMNS))
+    comparisons["task"] = task
+    comparisons = comparisons.reindex(columns=COMPARISON_COLUMNS)
+    table = _table(g, y, preds, floor_labels, runs, comparisons, multi, n_labels, boot, order, floor_order, val,
+                   floor_val)
+    return TaskAnalysis(task, multi, labels, ids, y, first.texts, runs, floor_preds, table, comparisons, notes,
+                        selected_on)
 
 
-def _floors(g, multi, n_labels, n_test, runs, notes) -> dict:
+def _contrast_decision(row) -> str:
+    if row.p_holm < ALPHA:
+        return "better than" if row.difference > 0 else "worse than"
+    return "not distinguishable from"
+
+
+def _best_decision(row) -> str:
+    if row.p_holm < ALPHA:
+        return "worse than the best" if row.difference > 0 else "better than the best on this metric"
+    return f"indistinguishable from the best (Holm-adjusted p ≥ {ALPHA:g})"
+
+
+def _floors(g, multi, n_labels, n_test, runs, notes) -> tuple[dict, dict]:
+    """(floor name -> (test proba, threshold), floor name -> validation F1 micro: what chooses the best floor)."""
     y_train = None
     for run_dir in g.run_dir:
         try:
@@ -155,21 +251,31 @@ def _floors(g, multi, n_labels, n_test, runs, notes) -> dict:
             break
     if y_train is None:
         notes.append("the records predate training-label counts: no floors for this task")
-        return {}
-    y_val = next((r.val_truth for seeds in runs.values() for r in seeds if r.val_truth is not None), None)
+        return {}, {}
+    y_val = next((r.val_y for seeds in runs.values() for r in seeds if r.val_truth is not None), None)
     if multi and y_val is None:
         notes.append("no validation predictions recorded: the label-prior floor has no threshold and is left out")
-        return {"most frequent label set": (floors_mod.most_frequent_label_set(y_train, n_test), 0.5)}
-    return floors_mod.floors(y_train, y_val, n_test, multi, n_labels)
+        return {"most frequent label set": (floors_mod.most_frequent_label_set(y_train, n_test), 0.5)}, {}
+    test = floors_mod.floors(y_train, y_val, n_test, multi, n_labels)
+    if y_val is None:
+        return test, {}
+    val = floors_mod.floors(y_train, y_val, len(y_val), multi, n_labels)
+    return test, {k: st.score(y_val, st.predictions(p, multi, t), "f1_micro", multi, n_labels)
+                  for k, (p, t) in val.items()}
 
 
-def _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_labels, boot):
+def _table(g, y, preds, floor_labels, runs, comparisons, multi, n_labels, boot, order, floor_order, val, floor_val):
+    """Configurations in the order of their validation F1 micro (the first is the best), then the floors (the
+    first the best floor, also by validation)."""
     rows = []
-    vs_floor = comparisons[comparisons.test == st.BOOTSTRAP + " vs floor"].set_index("configuration_a")
-    for name, p in {**preds, **floor_labels}.items():
+    vs_floor = comparisons[comparisons.family == VS_FLOOR].set_index("configuration_a")
+    floor_pred = next(iter(floor_labels[floor_order[0]])) if floor_order else None
+    for name in [*order, *floor_order]:
         is_floor = name in floor_labels
+        p = floor_labels[name] if is_floor else preds[name]
         row = {"configuration": name, "kind": FLOOR if is_floor else "configuration",
-               "seeds": len(p) if not is_floor else 0}
+               "seeds": len(p) if not is_floor else 0,
+               "validation f1_micro": (floor_val if is_floor else val).get(name, float("nan"))}
         for m in CI_METRICS:
             ci = boot.ci(name, p, m)
             row[m], row[f"{m} low"], row[f"{m} high"] = ci["estimate"], ci["low"], ci["high"]
@@ -181,7 +287,7 @@ def _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_la
             c = g[g.label == name]
             row["family"] = c.family.iloc[0]
             if multi:
-                row["P@1"] = float(np.mean([_p_at_1(y, r.proba) for r in runs[name]]))
+                row["P@1"] = float(np.mean([_p_at_1(y, r.proba, r.invalid) for r in runs[name]]))
             for col in ("load_seconds", "train_seconds", "validation_seconds", "infer_ex_per_s", "trainable_params",
                         "max_length", "text_tokens", "truncated_share"):
                 row[col] = pd.to_numeric(c[col], errors="coerce").median() if col in c else float("nan")
@@ -190,14 +296,21 @@ def _table(g, y, preds, floor_labels, runs, comparisons, best_floor, multi, n_la
             row["dtype"] = ", ".join(sorted({str(v) for v in c.resolved_dtype.dropna()}))
             row["device"] = ", ".join(sorted({str(v) for v in c.device.dropna()}))
             row["tfidf_input"] = c.tfidf_input.iloc[0]
-            if best_floor is not None and name in vs_floor.index:
-                row["beats floor"] = bool(vs_floor.loc[name, "ci_low"] > 0)
+            row["constant"] = all(_constant(q) for q in p)
+            row["floor's labels"] = floor_pred is not None and all(np.array_equal(q, floor_pred) for q in p)
+            if name in vs_floor.index:
+                row["vs floor"] = vs_floor.loc[name, "decision"]
+                row["beats floor"] = row["vs floor"] == BEATS
         else:
             row["family"] = FLOOR
         rows.append(row)
-    table = pd.DataFrame(rows)
-    order = table.assign(_floor=table.kind == FLOOR).sort_values(["_floor", "f1_micro"], ascending=[True, False])
-    return order.drop(columns="_floor").reset_index(drop=True)
+    return pd.DataFrame(rows)
+
+
+def _constant(pred) -> bool:
+    """One prediction (label, or label set) for every test text."""
+    pred = np.asarray(pred)
+    return len(pred) > 0 and bool(np.all(pred == pred[0]))
 
 
 def _samples_f1(y, pred):
@@ -206,8 +319,10 @@ def _samples_f1(y, pred):
     return f1_score(y, pred, average="samples", zero_division=0)
 
 
-def _p_at_1(y, proba):
-    return float(np.mean(y[np.arange(len(y)), np.asarray(proba).argmax(axis=1)] == 1))
+def _p_at_1(y, proba, invalid=None):
+    """Precision@1; an invalid output has no top label (a miss), as in analysis.metrics."""
+    hit = y[np.arange(len(y)), np.asarray(proba).argmax(axis=1)] == 1
+    return float(np.mean(hit if invalid is None else hit & ~np.asarray(invalid, dtype=bool)))
 
 
 # ---- the verdict in words --------------------------------------------------------------------------------------
@@ -216,19 +331,63 @@ def _ci(row, m="f1_micro"):
     return f"{row[m]:.3f} [{row[f'{m} low']:.3f}, {row[f'{m} high']:.3f}]"
 
 
+def _diff(row) -> str:
+    return f"difference {row.difference:+.3f} [{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+
+
+def contrast_lines(t: TaskAnalysis) -> list[str]:
+    """One sentence per declared contrast: "A is better than / worse than / not distinguishable from B (difference
+    [95% CI], p_holm = ...)", and for a difference not shown, the test-set size that would show it."""
+    c = t.comparisons[t.comparisons.family == CONTRASTS]
+    if c.empty:
+        return []
+    k = len(c)
+    lines = [f"Declared contrasts (the primary family: F1 micro, A − B, paired bootstrap over test examples with "
+             f"seeds averaged, 95% interval; p Holm-adjusted over the {k} contrast{'s' * (k > 1)} of this task):"]
+    for _, row in c.iterrows():
+        sentence = (f"{md(row.configuration_a)} is {row.decision} {md(row.configuration_b)} ({_diff(row)}, "
+                    f"p_holm = {row.p_holm:.3g})")
+        n_needed = row["n_for_80%_power"]
+        if row.decision == "not distinguishable from":
+            if n_needed is not None and not pd.isna(n_needed):
+                sentence += (f"; about {int(n_needed):,} test examples (this test set: {len(t.y):,}) would detect a "
+                             f"difference of {abs(row.difference):.3f} with 80% power at the two-sided level "
+                             f"{ALPHA:g}/{k} (the paired-bootstrap SD of the difference, scaled by √n)")
+            else:
+                sentence += "; no difference observed, so no test-set size would show one"
+        lines.append(sentence + ".")
+    return lines
+
+
 def verdict_lines(t: TaskAnalysis) -> list[str]:
     """The task's verdict as Markdown lines; configuration names are escaped by the caller's renderer."""
     table, best = t.table.set_index("configuration"), t.best
     if best is None:
         return ["No configuration finished."]
     b = table.loc[best]
-    lines = [f"**Best: {md(best)}**, F1 micro {_ci(b)} (95% bootstrap interval over test examples, seeds averaged)."]
+    confs = table[table.kind != FLOOR]
+    chosen = ("chosen on validation" + (f": F1 micro {b['validation f1_micro']:.3f}"
+                                        if not pd.isna(b.get("validation f1_micro")) else "")
+              if t.selected_on == "validation" else f"chosen on {t.selected_on}")
+    if b.get("constant") and b.get("floor's labels"):
+        lines = [f"**Best: {md(best)}** ({chosen}) predicts the floor's labels for every text: no score to report."]
+    else:
+        lines = [f"**Best: {md(best)}** ({chosen}), test F1 micro {_ci(b)} (95% bootstrap interval over test "
+                 "examples, seeds averaged)."]
+    lines.extend(contrast_lines(t))
     tied = t.indistinguishable()
+    c = t.comparisons
+    rest = c[(c.family == BEST_VS_REST) & (c.metric == "f1_micro") & (c.test == st.BOOTSTRAP)]
+    better = list(rest.configuration_b[rest.decision.str.startswith("better")])
     if tied:
-        lines.append("Indistinguishable from it (95% CI of the paired F1-micro difference contains 0): "
+        lines.append("Not distinguishable from it (best vs rest, the secondary family: paired F1-micro difference, "
+                     f"Holm-adjusted p ≥ {ALPHA:g}): "
                      + ", ".join(f"{md(k)} ({table.loc[k, 'f1_micro']:.3f})" for k in tied) + ".")
-    elif len(table[table.kind != FLOOR]) > 1:
-        lines.append("Every other configuration is worse than it (paired bootstrap, 95%).")
+    if better:
+        lines.append("Better than it on test F1 micro (Holm-adjusted): " + ", ".join(md(k) for k in better)
+                     + " — the best was chosen on validation, and test disagrees.")
+    if not tied and not better and len(confs) > 1:
+        lines.append(f"Every other configuration is worse than it (paired bootstrap, Holm-adjusted p < {ALPHA:g}).")
     pool = [best, *tied]
     if len(pool) > 1:
         for col, (what, how, unit) in COST_COLUMNS.items():
@@ -241,18 +400,60 @@ def verdict_lines(t: TaskAnalysis) -> list[str]:
             ratio = _ratio(table.loc[best, col], vals[pick], how)
             lines.append(f"Among them, best {what}: {md(pick)} ({_fmt(vals[pick])}{' ' + unit if unit else ''}"
                          + (f"; {ratio} the best's" if ratio and pick != best else "") + ").")
-    confs = table[table.kind != FLOOR]
-    if "beats floor" in confs:
-        failed = list(confs.index[confs["beats floor"] == False])  # noqa: E712 - NaN means no floor
-        floor_name = t.comparisons.loc[t.comparisons.test.str.endswith("vs floor"), "configuration_b"]
-        if failed:
-            lines.append(f"⚠ **Did not beat the floor** ({md(floor_name.iloc[0])}): "
-                         + ", ".join(md(k) for k in failed)
-                         + " — not shown better than a predictor that reads no text: **learned the label prior**.")
-        else:
-            lines.append(f"Every configuration beats the best floor ({md(floor_name.iloc[0])}).")
+    lines.extend(_input_lines(t, table, best))
+    lines.extend(_floor_lines(t, confs))
     lines.extend(f"Note: {md(n)}" for n in t.notes)
     return lines
+
+
+def _floor_lines(t: TaskAnalysis, confs: pd.DataFrame) -> list[str]:
+    """Worse than the floor apart from not shown better than it; a configuration that predicts the floor's labels
+    for every text said to, not scored; nothing is said to have learned anything."""
+    if "vs floor" not in confs or t.best_floor is None:
+        return []
+    floor = md(t.best_floor)
+    copies = [k for k in confs.index if confs.loc[k].get("floor's labels") is True]
+    constant = [k for k in confs.index if confs.loc[k].get("constant") is True and k not in copies]
+    worse = [k for k in confs.index if confs.loc[k, "vs floor"] == WORSE_THAN_FLOOR and k not in copies]
+    not_shown = [k for k in confs.index if confs.loc[k, "vs floor"] == NOT_SHOWN and k not in copies]
+    lines = []
+    if copies:
+        lines.append(f"⚠ {', '.join(md(k) for k in copies)} predict{'s' * (len(copies) == 1)} the floor's labels "
+                     f"for every text (the floor: {floor}, which reads no text).")
+    if constant:
+        lines.append(f"⚠ {', '.join(md(k) for k in constant)} predict{'s' * (len(constant) == 1)} one answer for "
+                     "every text.")
+    if worse:
+        lines.append(f"⚠ **Worse than the floor** ({floor}, a predictor that reads no text; Holm-adjusted p < "
+                     f"{ALPHA:g}): " + ", ".join(md(k) for k in worse) + ".")
+    if not_shown:
+        lines.append(f"⚠ **Not shown better than the floor** ({floor}, a predictor that reads no text; Holm-adjusted "
+                     f"p ≥ {ALPHA:g}): " + ", ".join(md(k) for k in not_shown) + ".")
+    if not lines:
+        lines.append(f"Every configuration beats the best floor ({floor}; Holm-adjusted p < {ALPHA:g}).")
+    return lines
+
+
+def _input_lines(t: TaskAnalysis, table: pd.DataFrame, best: str) -> list[str]:
+    """Where the best configuration reads the full text (TF-IDF) and the LLMs a few tokens, say so beside the
+    equal-input result."""
+    row = table.loc[best]
+    if row.get("tfidf_input") != "full":
+        return []
+    confs = table[table.kind != FLOOR]
+    llm = confs[confs.family.isin(["embedding head", "instruction tuning", "zero-shot"])]
+    budget = pd.to_numeric(llm.get("text_tokens", pd.Series(dtype=float)), errors="coerce").dropna()
+    if budget.empty:
+        budget = pd.to_numeric(llm.get("max_length", pd.Series(dtype=float)), errors="coerce").dropna()
+    reads = f"at most {budget.max():.0f} tokens of it" if len(budget) else "a truncated text"
+    line = (f"Input: {md(best)} reads the full text; the LLMs read {reads}. ")
+    equal = confs[(confs.family == row.family) & (confs.tfidf_input == "truncated")]
+    if len(equal):
+        e = equal.index[0]
+        line += f"On equal input, {md(e)}: test F1 micro {_ci(equal.loc[e])}."
+    else:
+        line += "No equal-input run of it in this study."
+    return [line]
 
 
 def _ratio(best_value, value, how):

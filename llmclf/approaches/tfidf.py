@@ -4,7 +4,8 @@ validation (llmclf.baselines). No pretrained model: the floor every fine-tuned a
 The vocabulary keeps terms seen in at least two training documents (from 100 documents up) and at most
 `MAX_FEATURES` of them: n-grams seen once are most of a bigram vocabulary (uspto-10k sections: 240k of them, 61k
 kept) and cannot generalize, and the linear model's cost grows with them. The vectorizer is fitted once, on the
-training split; the C grid is fitted on its output (approaches.linear: saga with warm starts on sparse features).
+training split; the C grid is fitted on its output (approaches.linear: saga with warm starts on sparse features;
+multi-label: newton-cg, a warm-started C path per label, the labels in parallel).
 """
 
 from __future__ import annotations

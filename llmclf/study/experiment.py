@@ -19,6 +19,8 @@ class Result:
     costs: dict = field(default_factory=dict)
     extra: dict = field(default_factory=dict)
     val_proba: np.ndarray | None = None    # on the validation split: for calibration (temperature / Platt) and floors
+    test_invalid: np.ndarray | None = None  # (n,) bool: test outputs that named no label (None: the approach has none)
+    val_invalid: np.ndarray | None = None
 
 
 def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
@@ -43,12 +45,13 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
     if val_proba is None:
         with timer("validation"):
             val_proba = clf.predict_proba(task.validation.texts)
+    val_invalid = _mask(clf, len(task.validation))  # the last prediction was of validation, in the fit or here
     validation_seconds = in_fit.get("validation", 0.0) + timer.seconds.get("validation", 0.0)
     _warm_up(clf, task.test.texts)
     with timer("predict"):
         proba = clf.predict_proba(task.test.texts)
     threshold = _threshold(clf.threshold)  # a float, or one per label (threshold: validation_per_label)
-    invalid = getattr(clf, "invalid_mask", None)  # predictions that name no label (generated answers)
+    invalid = _mask(clf, len(task.test))  # predictions that name no label (generated answers)
     metrics = classification_metrics(task.test.y, proba, task.labels, task.multi_label, threshold, invalid)
     extra = {}
     if task.multi_label:
@@ -86,7 +89,16 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
     if history:
         extra["loss_curve"] = [{"step": h["step"], "loss": h["loss"]} for h in history if "loss" in h]
     return Result(metrics=metrics, test_proba=proba, costs=costs, extra=extra,
-                  val_proba=None if val_proba is None else np.asarray(val_proba))
+                  val_proba=None if val_proba is None else np.asarray(val_proba), test_invalid=invalid,
+                  val_invalid=val_invalid)
+
+
+def _mask(clf, n: int) -> np.ndarray | None:
+    """A copy of the classifier's `invalid_mask` of its last prediction of `n` texts (None when it keeps none)."""
+    mask = getattr(clf, "invalid_mask", None)
+    if mask is None or len(mask) != n:
+        return None
+    return np.array(mask, dtype=bool)
 
 
 def input_budget(clf, task) -> dict:

@@ -120,7 +120,8 @@ def _intervals(run_dir: Path, record: dict, meta: dict) -> dict:
     multi = meta["multi_label"]
     y = truth if multi else truth.argmax(axis=1)
     threshold = meta["threshold"][0] if len(meta["threshold"]) == 1 else np.asarray(meta["threshold"])
-    pred = predictions(proba, multi, threshold)
+    invalid = frame["invalid"].to_numpy(dtype=bool) if "invalid" in frame.columns else None  # as the record scored
+    pred = predictions(proba, multi, threshold, invalid)
     return {m: bootstrap_ci(y, [pred], m, multi, len(labels), n_resamples=1000) for m in ("f1_micro", "f1_macro")}
 
 

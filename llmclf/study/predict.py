@@ -261,12 +261,13 @@ def teacher_candidates(spec, earlier: list) -> list:
 
 def resolve_teacher(ref: str, run_dir: str = "", seed: int | None = None, data_checksum: str | None = None):
     """A teacher reference -> its run folder (None for ''): a folder; 'label:<configuration label>' (the run of
-    that configuration with the same seed, else its best by F1 micro); or 'best' (the best embedding-head or
-    instruction run by F1 micro). Labels and 'best' look among the finished runs of the study `run_dir` belongs
-    to, on the same data when `data_checksum` is given; the run chosen must have kept its model.
+    that configuration with the same seed, else its best); or 'best' (the best embedding-head or instruction run).
+    Labels and 'best' look among the finished runs of the study `run_dir` belongs to, on the same data when
+    `data_checksum` is given; the run chosen must have kept its model.
 
-    'best' ranks by the runs' test F1 micro, the study's own verdict; the student is then scored on the same test
-    split, a mild selection effect next to the test-set intervals (choose a teacher by label to avoid it)."""
+    "Best" is the highest validation F1 micro (from each run's val_predictions.parquet, scored as the report scores
+    it), never a test metric: the student is scored on the test split, which must not have chosen its teacher.
+    Ties, and runs without validation predictions (older code; ranked last), are broken by the run's folder name."""
     if not ref:
         return None
     if not (ref.startswith("label:") or ref == "best"):
@@ -299,10 +300,21 @@ def resolve_teacher(ref: str, run_dir: str = "", seed: int | None = None, data_c
     if ref != "best" and seed is not None:
         same_seed = [c for c in candidates if (c[1].get("params") or {}).get("seed") == seed]
         candidates = same_seed or candidates
-    folder, record = max(candidates, key=lambda c: (c[1].get("metrics") or {}).get("f1_micro", -1.0))
+    folder, record = min(candidates, key=lambda c: (-validation_f1(c[0]), c[0].name))
     if not (folder / (record.get("model_dir") or MODEL_DIR) / MODEL_FILE).is_file():
         # not quietly the next best: the teacher would not be the one the study file means
         raise PredictError(f"the teacher run {folder.name} ({record.get('label')}) kept no model (it ran with "
                            f"save_model = False, or before runs kept their models): remove {folder} and run the "
                            f"study again, or set save_model: true for it")
     return folder
+
+
+def validation_f1(run_dir: Path) -> float:
+    """A run's F1 micro on its validation split (-inf when it recorded no validation predictions)."""
+    from ..analysis.runs import read_run_predictions
+    from ..analysis.statistics import score
+
+    run = read_run_predictions(run_dir)
+    if run is None or run.val_proba is None:
+        return float("-inf")
+    return score(run.val_y, run.val_predicted(), "f1_micro", run.multi_label, len(run.labels))

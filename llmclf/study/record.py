@@ -224,10 +224,15 @@ def train_labels(task) -> dict:
 
 def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, costs: dict,
              test_proba: np.ndarray, model_checksum: str | None, extra: dict | None = None,
-             val_proba: np.ndarray | None = None) -> dict | None:
-    """Write predictions.parquet (test: id, the start of the text, p:<label>, y:<label>), val_predictions.parquet
-    (the same for validation, without text; when `val_proba` is given) and the run's record (status 'done').
-    With no run_dir, only return the record."""
+             val_proba: np.ndarray | None = None, test_invalid: np.ndarray | None = None,
+             val_invalid: np.ndarray | None = None) -> dict | None:
+    """Write predictions.parquet (test: id, the start of the text, p:<label>, y:<label>, invalid),
+    val_predictions.parquet (the same for validation, without text; when `val_proba` is given) and the run's record
+    (status 'done'). With no run_dir, only return the record.
+
+    `invalid` (bool) marks the outputs that named no label (`test_invalid` / `val_invalid`: the classifier's
+    `invalid_mask`, which the record's metrics scored as wrong); all False when no mask is given, so the report
+    scores each row as the record did."""
     identity = run_identity(run_dir) if run_dir else {}
     key = identity.pop("task_key", None)
     record = {
@@ -249,14 +254,18 @@ def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, 
 
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _write_predictions(run_dir / PREDICTIONS_FILE, task, task.test, test_proba, with_text=True)
+    _write_predictions(run_dir / PREDICTIONS_FILE, task, task.test, test_proba, test_invalid, with_text=True)
     if val_proba is not None:
-        _write_predictions(run_dir / VAL_PREDICTIONS_FILE, task, task.validation, val_proba, with_text=False)
+        _write_predictions(run_dir / VAL_PREDICTIONS_FILE, task, task.validation, val_proba, val_invalid,
+                           with_text=False)
     write_json_atomic(run_dir / RECORD_FILE, record)
     return record
 
 
-def _write_predictions(path: Path, task, split, proba, with_text: bool) -> None:
+INVALID_COLUMN = "invalid"  # analysis.runs reads it back
+
+
+def _write_predictions(path: Path, task, split, proba, invalid, with_text: bool) -> None:
     import pandas as pd
 
     frame = pd.DataFrame(np.asarray(proba, dtype=np.float32), columns=[f"p:{l}" for l in task.labels])
@@ -266,6 +275,10 @@ def _write_predictions(path: Path, task, split, proba, with_text: bool) -> None:
     truth = split.label_indicator(task.n_labels)
     for j, label in enumerate(task.labels):
         frame[f"y:{label}"] = truth[:, j].astype(np.int8)
+    invalid = np.zeros(len(frame), dtype=bool) if invalid is None else np.asarray(invalid, dtype=bool)
+    if invalid.shape != (len(frame),):
+        raise ValueError(f"the invalid mask has shape {invalid.shape}, expected {(len(frame),)}")
+    frame[INVALID_COLUMN] = invalid
     tmp = path.parent / f".{path.name}.tmp"
     frame.to_parquet(tmp, index=False)
     os.replace(tmp, path)

@@ -13,6 +13,8 @@ runs:
     params: {model: smollm2-135m, max_train: 320}
     grid: {quantization: [none, 4bit]}   # one run per combination
     seeds: [0, 1, 2]             # sets the notebook's `seed`, one run each
+contrasts:                       # optional: the pre-specified comparisons, pairs of configuration labels
+  - [embedding head, encoder]    # the report's primary family (F1 micro, Holm-adjusted), a sentence each
 ```
 A run's parameters are the notebook config's documented defaults (what `llmclf params` prints: no caps, no model),
 overlaid with `defaults`, the task's, `params` and one grid point; never the parameters cell's literals, which are
@@ -37,7 +39,7 @@ import yaml
 
 from ..config import NOTEBOOKS_DIR, ConfigError, check_name, config_for
 
-STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs"}
+STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs", "contrasts"}
 
 
 def read_yaml(path: Path):
@@ -241,7 +243,34 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
             raise ConfigError(f"{path}: two runs have identical parameters ({spec.notebook}, {spec.label}); "
                               "remove one or make them differ")
         seen[spec.run_id] = spec
+    study_contrasts(doc, specs, path)
     return specs
+
+
+def study_contrasts(doc: dict, specs: list[RunSpec], path: str | Path = "study") -> list[list[str]]:
+    """The study file's `contrasts:`, checked: a list of [label A, label B] pairs of two different configuration
+    labels of the study (a data exploration is no configuration). An unknown label is refused with the known ones."""
+    raw = doc.get("contrasts") or []
+    if not isinstance(raw, list):
+        raise ConfigError(f"{path}: 'contrasts' is a list of [label A, label B] pairs")
+    known = sorted({s.label for s in specs if s.notebook != "00_data"})
+    out, errors = [], []
+    for i, pair in enumerate(raw):
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            errors.append(f"contrasts[{i}]: {pair!r} is not a pair [label A, label B] of configuration labels")
+            continue
+        unknown = [x for x in pair if x not in known]
+        if unknown:
+            errors.append(f"contrasts[{i}]: unknown configuration label(s) {unknown}")
+        elif pair[0] == pair[1]:
+            errors.append(f"contrasts[{i}]: compares {pair[0]!r} with itself")
+        elif pair in out or pair[::-1] in out:
+            errors.append(f"contrasts[{i}]: {pair} is declared twice")
+        else:
+            out.append(list(pair))
+    if errors:
+        raise ConfigError(f"{path}: " + "; ".join(errors) + f". The study's configuration labels: {known}")
+    return out
 
 
 def _expand(study: str, entry: dict, defaults: dict, where: str, notebooks_dir: Path) -> list[RunSpec]:
