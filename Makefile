@@ -43,6 +43,7 @@ test: env test-deps
 # A few minutes on a 2-core CPU; bench-quick about one. Timings on a busy machine are noisy: read the ratios.
 bench: fetch
 	$(PY) bench/bench.py
+	$(PY) bench/linear_scale.py  # multi-label TF-IDF on uspto-10k subclasses (issue 25; --reference adds the old solver)
 
 bench-quick: fetch
 	$(PY) bench/bench.py --quick
