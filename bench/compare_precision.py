@@ -38,7 +38,7 @@ def done_runs(folder: Path) -> dict[tuple[str, int], tuple[Path, dict]]:
 
 
 def compute_dtype(record: dict) -> str:
-    extra = record.get("extra") or {}
+    extra = {**(record.get("extra") or {}), **record}  # the record keeps fit_stats at its top level
     return str(extra.get("compute_dtype") or extra.get("resolved_dtype") or "-")
 
 
@@ -67,13 +67,14 @@ def main(argv=None) -> int:
     bad = 0
     for key in sorted(set(a) | set(b)):
         label, seed = key
+        if ((a.get(key) or b.get(key))[1].get("params") or {}).get("baseline") == "tfidf":
+            continue  # no dtype: the same computation in both
         if key not in a or key not in b:
             lines.append(f"| {label} | {seed} | missing in {'A' if key not in a else 'B'} |")
             bad += 1
             continue
         (dir_a, rec_a), (dir_b, rec_b) = a[key], b[key]
-        if (rec_a.get("extra") or {}).get("compute_dtype") is None and rec_a.get("notebook") == "30_baselines" \
-                and (rec_a.get("params") or {}).get("baseline") == "tfidf":
+        if (rec_a.get("params") or {}).get("baseline") == "tfidf":
             continue  # no dtype: the same computation in both
         pa, pb = read_run_predictions(dir_a), read_run_predictions(dir_b)
         ids = pa.ids
@@ -94,7 +95,7 @@ def main(argv=None) -> int:
                               if multi else pred_a == pred_b))
         lines.append(
             f"| {label} | {seed} | {compute_dtype(rec_a)} | {compute_dtype(rec_b)} | {f1_a:.3f} | {f1_b:.3f} | "
-            f"{diff['difference']:+.3f} [{diff['ci_low']:+.3f}, {diff['ci_high']:+.3f}] | "
+            f"{diff['difference']:+.3f} [{diff['low']:+.3f}, {diff['high']:+.3f}] | "
             f"{'yes' if zero_in else 'NO'} | {'yes' if ci_b['low'] <= f1_a <= ci_b['high'] else 'no'} | "
             f"{agree:.3f} | {rec_a.get('wall_seconds', 0):.0f} | {rec_b.get('wall_seconds', 0):.0f} |")
     table = "\n".join(lines)
