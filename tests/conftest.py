@@ -115,3 +115,19 @@ def proba_atol(dtype: str) -> float:
     if dtype not in DTYPES_TESTED:
         raise ValueError(f"proba_atol takes a forced dtype {DTYPES_TESTED}, not {dtype!r}")
     return 1e-5 if dtype == "float32" else 8 * BF16_UNIT_ROUNDOFF
+
+
+# ---- pinned values (recommenders' notebook tests): what the tiny models record, so a change that alters a result
+# fails. The smoke studies force dtype float32, so the value means the same on every CPU; float32 kernels still round
+# differently between CPU classes (AVX2 / AVX512 / AMX), which can flip a prediction that sits on a tie, so a pinned
+# rate or F1 may move by `examples` test examples and no more. LLMCLF_CAPTURE_PINS=<file> records instead (to update
+# the tables after a deliberate change).
+def pin(table: dict, key: str, value: float, n: int, examples: int = 1) -> None:
+    """`value` (a score or rate over `n` test examples) equals `table[key]` within `examples` / n."""
+    capture = os.environ.get("LLMCLF_CAPTURE_PINS")
+    if capture:
+        with open(capture, "a") as f:
+            f.write(f"{key!r}: {value!r},\n")
+        return
+    assert key in table, f"no pinned value for {key!r}; recorded {value!r}"
+    assert value == pytest.approx(table[key], abs=examples / n + 1e-12), f"{key}: recorded {value!r}"
