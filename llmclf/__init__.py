@@ -24,6 +24,7 @@ _EXPORTS = {
     "InstructionClassifier": "approaches.instruction",
     "make_baseline": "approaches.baselines", "EncoderClassifier": "approaches.encoder",
     "FrozenEmbeddingClassifier": "approaches.frozen", "TfidfClassifier": "approaches.tfidf",
+    "tuned": "approaches.tuning", "LearningRateSearch": "approaches.tuning",
     "fit_and_evaluate": "study.experiment", "save_run": "study.record", "save_exploration": "study.record",
     "show_examples": "analysis.display", "metrics_table": "analysis.display",
     "classification_metrics": "analysis.metrics", "load_study": "study.spec", "run_study": "study.runner",

@@ -228,6 +228,12 @@ class TrainParams(Config):
 
     seed: int = param(0, "Seed of model initialization and data order.")
     learning_rate: float = param(2e-4, "Peak learning rate (AdamW, linear decay).")
+    learning_rate_grid: list[float] | None = param(
+        None, "Learning rates to choose from on validation (approaches.tuning): the run trains once per value, "
+        "keeps the model with the best validation F1 micro (ties: the earlier value) and records every value's "
+        "score; `learning_rate` is then not used. In a study the choice is made once per configuration (by the "
+        "first of its seeds to run, kept in runs/<study>/_tuning) and the other seeds train at the chosen value. "
+        "None: train at `learning_rate`.")
     epochs: float = param(1.0, "Training epochs.")
     batch_size: int = param(8, "Examples per device step.")
     grad_accum: int = param(1, "Gradient accumulation steps.")
@@ -244,6 +250,11 @@ class TrainParams(Config):
                 raise ConfigError(f"parameter {name!r} must be >= 1, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ConfigError(f"parameter 'learning_rate' must be > 0, got {self.learning_rate}")
+        if self.learning_rate_grid is not None:
+            grid = self.learning_rate_grid
+            if len(grid) < 2 or len(set(grid)) != len(grid) or not all(v > 0 for v in grid):
+                raise ConfigError(f"parameter 'learning_rate_grid' must hold at least 2 distinct values > 0 "
+                                  f"(or be None), got {grid}")
         if not self.epochs > 0:
             raise ConfigError(f"parameter 'epochs' must be > 0, got {self.epochs}")
         if not 0 <= self.warmup_ratio < 1:
@@ -407,6 +418,9 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
             raise ConfigError("parameter 'answer_separator' must contain a non-space character, e.g. '; '")
         if self.max_new_tokens < 1:
             raise ConfigError(f"parameter 'max_new_tokens' must be >= 1, got {self.max_new_tokens}")
+        if self.zero_shot and self.learning_rate_grid is not None:
+            raise ConfigError("parameter 'learning_rate_grid' has nothing to choose with zero_shot=True (nothing "
+                              "is trained); set it to None")
         check_model_name(self.model)
 
 
@@ -454,6 +468,9 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
         super().validate()
         if not self.c_values or any(not c > 0 for c in self.c_values):
             raise ConfigError(f"parameter 'c_values' must be a non-empty list of positive numbers, got {self.c_values}")
+        if self.baseline != "encoder" and self.learning_rate_grid is not None:
+            raise ConfigError(f"parameter 'learning_rate_grid' applies to the 'encoder' baseline only ('frozen' and "
+                              f"'tfidf' choose C from c_values on validation); got baseline={self.baseline!r}")
         if self.baseline != "tfidf":  # TF-IDF reads no model
             check_model_name(self.model)
             # an encoder's tokenizer adds [CLS] and [SEP]; a causal LM with append_eos adds the EOS

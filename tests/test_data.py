@@ -145,6 +145,27 @@ def test_caps_keep_every_label(tmp_path):
     assert len(load_task(path, max_train=2).train) == 2  # below the number of labels: the cap still holds
 
 
+@pytest.mark.parametrize("multi_label", [False, True], ids=["single-label", "multi-label"])
+def test_caps_are_nested_so_a_learning_curve_grows_one_training_set(multi_label):
+    from llmclf.data.tasks import _cap
+
+    rng = np.random.default_rng(1)
+    if multi_label:
+        y = (rng.random((300, 6)) < [0.5, 0.3, 0.1, 0.05, 0.02, 0.01]).astype(np.int8)
+    else:
+        y = rng.choice(7, size=300, p=[0.4, 0.2, 0.15, 0.1, 0.1, 0.04, 0.01])
+    kept = set()
+    for cap in range(1, 301):
+        rows = _cap(y, cap, np.random.default_rng([0, 0]))
+        assert len(rows) == cap and kept <= set(rows.tolist()), cap  # every smaller set inside the larger
+        kept = set(rows.tolist())
+        if not multi_label and cap >= 7:
+            counts, total = np.bincount(y[rows], minlength=7), np.bincount(y, minlength=7)
+            assert (counts >= 1).all()  # every class while the cap allows
+            if cap >= 50:  # in proportion, within about one row (the one-each floor displaces a little)
+                assert np.abs(counts - cap * total / len(y)).max() <= 2, (cap, counts)
+
+
 def test_multi_label_caps_cover_every_label(tmp_path):
     tags = [["common"]] * 60 + [["common", "rare1"]] * 3 + [["rare2"]] * 3
     frame = pd.DataFrame({"text": [f"t{i}" for i in range(len(tags))], "tags": tags})

@@ -86,6 +86,11 @@ def _row(path: Path, r: dict) -> dict:
         row["train_ex_per_s"] = float("nan")
     row.update(_issue11_columns(r, p, row))
     row["adapter_reused"] = bool(r.get("adapter_reused"))
+    # the tuning budget: the learning rate trained at, and how many values were tried on validation to choose it
+    tuning = r.get("tuning") or {}
+    row["learning_rate"] = r.get("learning_rate", p.get("learning_rate"))
+    row["lr_grid_size"] = len(tuning.get("grid") or []) or (1 if p.get("learning_rate") is not None else None)
+    row["epochs"] = p.get("epochs")
     row["invalid_output_rate"] = r.get("invalid_output_rate")
     row["peak_rss_mb"] = (r.get("memory") or {}).get("peak_rss_mb")
     row["peak_gpu_mb"] = (r.get("memory") or {}).get("peak_gpu_mb")

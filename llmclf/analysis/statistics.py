@@ -210,8 +210,8 @@ def compare_configurations(y, preds: dict, multi_label: bool, n_labels: int, met
     best = order[0]
     indices = bootstrap_indices(len(y), n_resamples, seed)
     dist = {(k, m): _seed_mean_distribution(y, preds[k], m, multi_label, n_labels, indices,
-                                            _seed_rng(seed, 1 + i) if resample_seeds else None)
-            for i, k in enumerate(names) for m in metrics}
+                                            configuration_seed_rng(seed, k) if resample_seeds else None)
+            for k in names for m in metrics}
     rows = []
     for other in order[1:]:
         for m in metrics:
@@ -264,6 +264,14 @@ def _mean_score(y, preds_by_seed, metric, multi_label, n_labels):
 
 def _seed_rng(seed, k):
     return np.random.default_rng([seed, k])  # a stream of its own per configuration, apart from the resamples
+
+
+def configuration_seed_rng(seed: int, name: str) -> np.random.Generator:
+    """The stream that redraws one configuration's seeds: fixed by its name (not by its position among the others),
+    so that its interval and every difference it enters draw the same seeds, whatever else the report holds."""
+    import zlib
+
+    return np.random.default_rng([seed, 1 + zlib.crc32(str(name).encode())])
 
 
 def _seed_mean_distribution(y, preds_by_seed, metric, multi_label, n_labels, indices, seed_rng=None):

@@ -92,17 +92,23 @@ def analyze(records: pd.DataFrame, n_resamples: int = 2000, seed: int = 0, contr
 
 class _Bootstrap:
     """One set of test resamples per task, shared by every interval and difference (the same indices as
-    statistics.compare_configurations draws for the same seed); each configuration's distribution computed once."""
+    statistics.compare_configurations draws for the same seed); each configuration's distribution computed once.
+
+    The seeds are resampled too (with replacement, a stream of their own per configuration): an interval is about
+    the approach trained from any seed, not about the models these seeds happened to give. A configuration with one
+    seed has nothing to redraw; its interval then describes that one trained model (the table's `seeds` says so)."""
 
     def __init__(self, y, multi_label, n_labels, n_resamples, seed, confidence=0.95):
         self.y, self.multi, self.n_labels, self.confidence = y, multi_label, n_labels, confidence
+        self.seed = seed
         self.indices = st.bootstrap_indices(len(y), n_resamples, seed)
         self.memo = {}
 
     def dist(self, name, preds, metric):
         if (name, metric) not in self.memo:
             self.memo[name, metric] = st._seed_mean_distribution(self.y, preds, metric, self.multi, self.n_labels,
-                                                                 self.indices)
+                                                                 self.indices, st.configuration_seed_rng(self.seed,
+                                                                                                         name))
         return self.memo[name, metric]
 
     def ci(self, name, preds, metric):
@@ -170,7 +176,7 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int, contra
     best_floor = floor_order[0] if floor_order else None
 
     boot = _Bootstrap(y, multi, n_labels, n_resamples, seed)
-    kw = dict(multi_label=multi, n_labels=n_labels, seed=seed)
+    kw = dict(multi_label=multi, n_labels=n_labels, seed=seed, resample_seeds=True)
     frames = []
     # primary: the study's declared contrasts, F1 micro, paired bootstrap, Holm over the contrasts run on this task
     pairs = [(a, b) for a, b in contrasts if a in preds and b in preds]
@@ -289,13 +295,17 @@ def _table(g, y, preds, floor_labels, runs, comparisons, multi, n_labels, boot, 
             if multi:
                 row["P@1"] = float(np.mean([_p_at_1(y, r.proba, r.invalid) for r in runs[name]]))
             for col in ("load_seconds", "train_seconds", "validation_seconds", "infer_ex_per_s", "trainable_params",
-                        "max_length", "text_tokens", "truncated_share"):
+                        "total_params", "n_train", "epochs", "lr_grid_size", "max_length", "text_tokens",
+                        "truncated_share"):
                 row[col] = pd.to_numeric(c[col], errors="coerce").median() if col in c else float("nan")
             memory = pd.to_numeric(c.peak_gpu_mb, errors="coerce")
             row["peak_memory_mb"] = memory.max() if memory.notna().any() else pd.to_numeric(c.peak_rss_mb).max()
             row["dtype"] = ", ".join(sorted({str(v) for v in c.resolved_dtype.dropna()}))
             row["device"] = ", ".join(sorted({str(v) for v in c.device.dropna()}))
             row["tfidf_input"] = c.tfidf_input.iloc[0]
+            rates = sorted({float(v) for v in pd.to_numeric(c.get("learning_rate", pd.Series(dtype=float)),
+                                                             errors="coerce").dropna()})
+            row["learning_rate"] = ", ".join(f"{v:g}" for v in rates)
             row["constant"] = all(_constant(q) for q in p)
             row["floor's labels"] = floor_pred is not None and all(np.array_equal(q, floor_pred) for q in p)
             if name in vs_floor.index:
@@ -342,8 +352,8 @@ def contrast_lines(t: TaskAnalysis) -> list[str]:
     if c.empty:
         return []
     k = len(c)
-    lines = [f"Declared contrasts (the primary family: F1 micro, A − B, paired bootstrap over test examples with "
-             f"seeds averaged, 95% interval; p Holm-adjusted over the {k} contrast{'s' * (k > 1)} of this task):"]
+    lines = [f"Declared contrasts (the primary family: F1 micro, A − B, paired bootstrap over test examples and "
+             f"seeds, 95% interval; p Holm-adjusted over the {k} contrast{'s' * (k > 1)} of this task):"]
     for _, row in c.iterrows():
         sentence = (f"{md(row.configuration_a)} is {row.decision} {md(row.configuration_b)} ({_diff(row)}, "
                     f"p_holm = {row.p_holm:.3g})")
@@ -373,7 +383,7 @@ def verdict_lines(t: TaskAnalysis) -> list[str]:
         lines = [f"**Best: {md(best)}** ({chosen}) predicts the floor's labels for every text: no score to report."]
     else:
         lines = [f"**Best: {md(best)}** ({chosen}), test F1 micro {_ci(b)} (95% bootstrap interval over test "
-                 "examples, seeds averaged)."]
+                 "examples and seeds)."]
     lines.extend(contrast_lines(t))
     tied = t.indistinguishable()
     c = t.comparisons
@@ -402,6 +412,7 @@ def verdict_lines(t: TaskAnalysis) -> list[str]:
                          + (f"; {ratio} the best's" if ratio and pick != best else "") + ").")
     lines.extend(_input_lines(t, table, best))
     lines.extend(_floor_lines(t, confs))
+    lines.extend(budget_lines(t))
     lines.extend(f"Note: {md(n)}" for n in t.notes)
     return lines
 
@@ -432,6 +443,32 @@ def _floor_lines(t: TaskAnalysis, confs: pd.DataFrame) -> list[str]:
     if not lines:
         lines.append(f"Every configuration beats the best floor ({floor}; Holm-adjusted p < {ALPHA:g}).")
     return lines
+
+
+def budget_lines(t: TaskAnalysis) -> list[str]:
+    """What each trained configuration had: seeds, the learning rates tried on validation, training examples and
+    epochs, tokens read, model size. A verdict holds for this budget, not for larger models, longer training or
+    whole documents."""
+    confs = t.table[(t.table.kind != FLOOR)].set_index("configuration")
+    parts = []
+    for name, row in confs.iterrows():
+        trainable = pd.to_numeric(row.get("trainable_params"), errors="coerce")
+        if not trainable > 0 or pd.isna(row.get("epochs")):  # nothing trained by gradient (zero-shot, linear models)
+            continue
+        grid = pd.to_numeric(row.get("lr_grid_size"), errors="coerce")
+        lr = f"learning rate {row.get('learning_rate') or '?'}" + (
+            f" chosen on validation from {int(grid)} values" if grid > 1 else " (fixed, not tuned)")
+        total = pd.to_numeric(row.get("total_params"), errors="coerce")
+        size = f"{total / 1e6:.0f}M parameters ({trainable / 1e6:.2g}M trained)" if total > 0 else ""
+        tokens = pd.to_numeric(row.get("max_length"), errors="coerce")
+        n = pd.to_numeric(row.get("n_train"), errors="coerce")
+        parts.append(f"{md(name)}: {int(row['seeds'])} seed{'s' * (row['seeds'] > 1)}, {lr}, "
+                     + (f"{int(n):,} training examples × {row['epochs']:g} epoch, " if n > 0 else "")
+                     + (f"{int(tokens)} tokens a text, " if tokens > 0 else "") + size)
+    if not parts:
+        return []
+    return ["Budget (the verdict holds for these, not for larger models, longer training or whole documents): "
+            + "; ".join(parts) + "."]
 
 
 def _input_lines(t: TaskAnalysis, table: pd.DataFrame, best: str) -> list[str]:

@@ -605,24 +605,34 @@ def _carve_validation(train: np.ndarray, labels, multi_label: bool, seed: int, f
 
 
 def _cap(y: np.ndarray, cap: int | None, rng: np.random.Generator) -> np.ndarray:
-    """Positions (sorted) of at most `cap` rows of y, keeping every label present while the cap allows."""
+    """Positions (sorted) of at most `cap` rows of y, stratified, keeping every label present while the cap allows,
+    and nested: the rows kept under a cap are kept under every larger cap (a learning curve's larger training set
+    contains the smaller ones).
+
+    Single-label: each class's rows in a seeded random order; the k-th row of a class with m rows queues at
+    (k + 0.5) / m (Sainte-Lague's divisors: a class's share of the first `cap` rows is in proportion to its size,
+    and a larger cap only adds rows), every class's first row ahead of all others (largest classes first, so a cap
+    below the number of classes keeps the largest). The first `cap` rows of that queue are kept."""
     n = len(y)
     if cap is None or cap >= n:
         return np.arange(n)
     if y.ndim == 2:
         return _cap_multi(y, cap, rng)
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-    take = np.ones(len(classes), dtype=np.int64) if cap >= len(classes) else np.zeros(len(classes), np.int64)
-    # share what is left in proportion to what each class has left (largest remainder); when the cap is below
-    # the number of classes this keeps the largest classes
-    room = counts - take
-    quota = (cap - take.sum()) * room / room.sum()
-    extra = np.floor(quota).astype(np.int64)
-    order = np.argsort(-(quota - extra), kind="stable")
-    extra[order[:cap - take.sum() - extra.sum()]] += 1
-    take += extra
-    keep = [rng.permutation(np.flatnonzero(inverse == c))[:t] for c, t in enumerate(take)]
-    return np.sort(np.concatenate(keep))
+    order, priority = [], []
+    by_size = np.argsort(-counts, kind="stable")
+    rank_of = np.empty(len(classes), dtype=np.int64)
+    rank_of[by_size] = np.arange(len(classes))
+    for c in range(len(classes)):
+        rows = rng.permutation(np.flatnonzero(inverse == c))
+        k = np.arange(len(rows))
+        key = (k + 0.5) / counts[c]
+        key[0] = -1.0 + rank_of[c] / (len(classes) + 1)  # first rows first, the largest class's first
+        order.append(rows)
+        priority.append(key)
+    order, priority = np.concatenate(order), np.concatenate(priority)
+    queue = order[np.lexsort((order, priority))]  # ties (equal shares) by row position: deterministic
+    return np.sort(queue[:cap])
 
 
 def _cap_multi(y: np.ndarray, cap: int, rng: np.random.Generator) -> np.ndarray:

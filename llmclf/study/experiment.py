@@ -60,7 +60,9 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
     fit_stats = dict(getattr(clf, "fit_stats", None) or {})
     reused = fit_stats.pop("reused_train_seconds", None)
     load_seconds = dict(getattr(clf, "phase_seconds", None) or {}).get("load", 0.0)  # the warm-up may load too
-    trained = max(timer.seconds["fit"] - in_fit.get("load", 0.0) - in_fit.get("validation", 0.0), 0.0)
+    # a learning-rate search (approaches.tuning) reports the other values' cost as `tuning`, apart from training
+    trained = max(timer.seconds["fit"] - in_fit.get("load", 0.0) - in_fit.get("validation", 0.0)
+                  - in_fit.get("tuning", 0.0), 0.0)
     if trainable == 0:  # nothing trained (zero-shot): the fit only loaded the model
         train_seconds = 0.0
     else:
@@ -69,6 +71,7 @@ def fit_and_evaluate(clf, task, epochs: float = 1.0) -> Result:
         "timings": {"load_seconds": load_seconds, "train_seconds": train_seconds,
                     "validation_seconds": validation_seconds, "predict_seconds": timer.seconds["predict"],
                     "fit_seconds": timer.seconds["fit"], "predict_warm_up": True,
+                    **({"tuning_seconds": in_fit["tuning"]} if "tuning" in in_fit else {}),
                     # training reused from an earlier run (an instruction adapter): this run only loaded it
                     **({"adapter_load_seconds": trained} if reused is not None else {})},
         "throughput": {
