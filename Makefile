@@ -7,7 +7,7 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: env fetch study report test test-deps lab clean-runs bench bench-quick
+.PHONY: env fetch study report test test-fast test-deps lab clean-runs bench bench-quick
 
 # The environment is made once; it is remade when pyproject.toml changes. torch is pinned and installed first,
 # so that pip takes the CPU wheel rather than the registry's newest build with gigabytes of CUDA packages.
@@ -23,10 +23,11 @@ env: $(VENV)/.installed
 fetch: env
 	$(VENV)/bin/llmclf fetch smollm2-135m minilm-l6 bbc-news
 
-# The default study, then its report even when a run failed (the failure shows in the report); the exit status
-# is the study's.
+# The default study, its held-out confirmation (the kept models on the test rows max_test left out), then its
+# report even when a run failed (the failure shows in the report); the exit status is the study's.
 study: fetch
 	$(VENV)/bin/llmclf run params/default.yaml; status=$$?; \
+	$(VENV)/bin/llmclf confirm default; \
 	$(VENV)/bin/llmclf report default && exit $$status
 
 # The report's browser test opens pages in Debian's Chromium (driven by Playwright from PyPI, which downloads no
@@ -38,6 +39,10 @@ test-deps: env
 
 test: env test-deps
 	$(PY) -m pytest tests notebooks --nbval-lax -q
+
+# The unit tests alone (markers in tests/conftest.py: unit / smoke / notebooks): a quick check while editing.
+test-fast: env
+	$(PY) -m pytest tests -m unit -q
 
 # Throughput against the authors' recipe (bench/bench.py; not part of the tests): a table, and JSON in bench/results/.
 # A few minutes on a 2-core CPU; bench-quick about one. Timings on a busy machine are noisy: read the ratios.

@@ -55,6 +55,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--strict", action="store_true",
                    help="leave records that the study file no longer names out entirely (default: listed in a note)")
 
+    p = sub.add_parser("confirm", help="score the kept models on the test rows the study's max_test left out "
+                       "(the report's held-out confirmation)")
+    p.add_argument("study", help="study file (params/<study>.yaml) or study name")
+    p.add_argument("--runs-root", default="runs")
+
     p = sub.add_parser("params", help="list a notebook's parameters with their help text")
     p.add_argument("notebook", help="e.g. 10_embedding_head")
 
@@ -142,6 +147,18 @@ def main(argv: list[str] | None = None) -> int:
                       f"reporting every record under {args.runs_root}/{name}/", file=sys.stderr)
             print(render_report(name, args.runs_root, args.reports_root, study_runs=study_runs, strict=args.strict))
             return 0
+        if args.command == "confirm":
+            from .study.confirm import confirm_study
+
+            name, study_runs = _study_runs(args.study)
+            ids = list((study_runs or {}).get("runs") or {}) or None
+            out = confirm_study(name, args.runs_root, run_ids=ids)
+            print(f"llmclf confirm {name}: {len(out['scored'])} run(s) scored on the held-out test rows, "
+                  f"{len(out['skipped'])} skipped, {len(out['failed'])} failed")
+            for run_id, why in {**out["skipped"], **out["failed"]}.items():
+                if why != "already confirmed":
+                    print(f"  {run_id}: {why}")
+            return 1 if out["failed"] else 0
         if args.command == "params":
             from .config import config_for
 

@@ -5,8 +5,29 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from pathlib import Path  # noqa: E402
+
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
+
+# Markers: `make test-fast` runs the `unit` tests only. A module is `smoke` when it trains tiny models or runs
+# studies, the report or an install end to end (the slow part of `make test`, chosen from `pytest --durations`);
+# the notebooks executed by nbval are `notebooks`; every other test is `unit`.
+SMOKE_MODULES = {
+    "test_smoke_study", "test_smoke_baselines", "test_smoke_instruction", "test_distillation", "test_parallel_study",
+    "test_install", "test_contract", "test_precision", "test_predict_export", "test_persistence", "test_tuning",
+    "test_embedding_head", "test_instruction", "test_baselines", "test_faults", "test_run_feedback", "test_report",
+    "test_readme_example", "test_report_safety", "test_linear_multilabel", "test_linear_speed", "test_patents",
+    "test_heldout", "test_locks", "test_gpu_readiness", "test_cli", "test_record_inputs", "test_input_safety",
+    "test_report_invalid",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        path = Path(str(item.path))
+        kind = "notebooks" if path.suffix == ".ipynb" else "smoke" if path.stem in SMOKE_MODULES else "unit"
+        item.add_marker(getattr(pytest.mark, kind))
 
 TOPICS = {
     "chemistry": "acid polymer solution compound catalyst reaction molecule",

@@ -1,32 +1,46 @@
-"""One contract for every approach, checked the same way (in the spirit of scikit-learn's `check_estimator`).
+"""One contract for every approach, checked by the library's named checks (approaches.checks, in the spirit of
+scikit-learn's `parametrize_with_checks`): one test id per approach, precision, task kind and check.
 
-`check_classifier` fits an approach on a tiny single-label or multi-label task and checks what
-`approaches.contract.Classifier` promises: fit returns self, the protocol's attributes, probabilities of shape
-(n, labels) in [0, 1] (rows summing to 1 for single-label), a threshold in (0, 1) for multi-label, the same output
-for the same texts in any order, the same probabilities after save and load, and from a second fit under the same
-seed.
+Every approach is listed here by its maker: the embedding head, instruction tuning, the encoder and frozen
+embeddings in float32 and with bfloat16 forced (cheap on tiny models even where bf16 is emulated), TF-IDF, the
+distilled student and the learning-rate search wrapping the embedding head. Each (approach, precision, task) is
+fitted once and its checks share the fit; under bfloat16, what is computed in another batch shape (the reversed
+order) is held to bf16's bound (`conftest.proba_atol`).
 """
+
+import os
 
 import numpy as np
 import pytest
 
 from llmclf.approaches.baselines import make_baseline
-from llmclf.approaches.contract import Classifier
+from llmclf.approaches.checks import CHECKS, Case, check_classifier, parametrize_with_checks
+from llmclf.approaches.distillation import DistilledEncoderClassifier
 from llmclf.approaches.embedding_head import EmbeddingHeadClassifier
 from llmclf.approaches.instruction import InstructionClassifier
-from llmclf.config import BaselineConfig, EmbeddingHeadConfig, InstructionConfig
+from llmclf.approaches.tuning import LearningRateSearch, tuned
+from llmclf.config import BaselineConfig, DistillationConfig, EmbeddingHeadConfig, InstructionConfig
 
 from conftest import DTYPES_TESTED, proba_atol
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 TRAIN = dict(max_length=32, batch_size=4, eval_batch_size=8, epochs=1.0)
+TORCH = ["embedding_head", "instruction", "encoder", "frozen", "distilled_student"]
+APPROACHES = [f"{a}-{d}" for a in TORCH for d in DTYPES_TESTED] + ["tfidf", "learning_rate_search"]
 
 
-def _approaches(label_llama, tiny_bert, dtype: str = "float32"):
-    """Each approach's maker, its precision forced (never 'auto': the checks must mean the same on every CPU)."""
-    llama, bert = str(label_llama), str(tiny_bert)
+def makers(llama: str, bert: str, dtype: str, task):
+    """Each approach's maker (a function of multi_label), its precision forced: never 'auto', so that a check
+    means the same on every CPU."""
     t = {**TRAIN, "dtype": dtype}
+    rng = np.random.default_rng(0)
+
+    def teacher(ml):  # a teacher's probabilities over the training split, soft but informative
+        y = task(ml).train.label_indicator(task(ml).n_labels).astype(np.float32)
+        soft = 0.7 * y + 0.3 * rng.random(y.shape, dtype=np.float32)
+        return soft if ml else soft / soft.sum(axis=1, keepdims=True)
+
     return {
         "embedding_head": lambda ml: EmbeddingHeadClassifier(
             EmbeddingHeadConfig(model=llama, multi_label=ml, learning_rate=1e-3, **t), llama),
@@ -34,50 +48,82 @@ def _approaches(label_llama, tiny_bert, dtype: str = "float32"):
             InstructionConfig(model=llama, multi_label=ml, learning_rate=1e-3, **{**t, "max_length": 64}), llama),
         "encoder": lambda ml: make_baseline(BaselineConfig(baseline="encoder", model=bert, multi_label=ml, **t), bert),
         "frozen": lambda ml: make_baseline(BaselineConfig(baseline="frozen", model=llama, multi_label=ml, **t), llama),
+        "distilled_student": lambda ml: DistilledEncoderClassifier(
+            DistillationConfig(model=bert, multi_label=ml, learning_rate=1e-3, **t), bert, teacher(ml)),
         "tfidf": lambda ml: make_baseline(BaselineConfig(baseline="tfidf", multi_label=ml, **TRAIN)),
+        "learning_rate_search": lambda ml: tuned(
+            lambda c: EmbeddingHeadClassifier(c, llama),
+            EmbeddingHeadConfig(model=llama, multi_label=ml, learning_rate_grid=[5e-4, 1e-3], **t), llama),
     }
 
 
-def check_classifier(make, task, folder, dtype: str = "float32"):
-    """The contract's properties. Under a forced bfloat16, what is computed in another batch shape (the reversed
-    order) is held to bf16's bound (`conftest.proba_atol`); a reload and a second fit under the same seed compute
-    the same thing in the same shapes, so they keep float32's bounds."""
-    atol = proba_atol(dtype)
-    clf = make(task.multi_label)
-    assert clf.fit(task) is clf, "fit must return self"
-    assert isinstance(clf, Classifier), "missing an attribute or method of approaches.contract.Classifier"
-    assert list(clf.labels) == list(task.labels) and clf.multi_label == task.multi_label
-    texts = task.test.texts
-    proba = clf.predict_proba(texts)
-    assert proba.shape == (len(texts), task.n_labels)
-    assert np.isfinite(proba).all() and (proba >= 0).all() and (proba <= 1 + 1e-6).all()
-    if task.multi_label:
-        assert 0 < float(clf.threshold) < 1
+@pytest.fixture(scope="module")
+def case_for(label_llama, tiny_bert, tiny_csv, tmp_path_factory):
+    """(approach, multi_label) -> its Case, fitted on first use and kept for the module's other checks."""
+    cache = tmp_path_factory.mktemp("embedding-cache")
+    before = os.environ.get("LLMCLF_CACHE")
+    os.environ["LLMCLF_CACHE"] = str(cache)  # frozen embeddings: a cache of this module's own
+    from llmclf.data.tasks import load_task
+
+    tasks = {ml: load_task(str(tiny_csv / ("multi.csv" if ml else "single.csv")), multi_label=ml, id_field="id")
+             for ml in (False, True)}
+    cases = {}
+
+    def get(approach: str, multi_label: bool) -> Case:
+        if (approach, multi_label) not in cases:
+            name, _, dtype = approach.partition("-")
+            dtype = dtype or "float32"
+            make = makers(str(label_llama), str(tiny_bert), dtype, lambda ml: tasks[ml])[name]
+            cases[approach, multi_label] = Case(make, tasks[multi_label], tmp_path_factory.mktemp(approach),
+                                                proba_atol(dtype))
+        return cases[approach, multi_label]
+
+    yield get
+    if before is None:
+        os.environ.pop("LLMCLF_CACHE", None)
     else:
-        np.testing.assert_allclose(proba.sum(axis=1), 1.0, atol=1e-4)
-    assert clf.trainable_params is None or clf.trainable_params >= 0
-    assert clf.total_params is None or clf.total_params >= (clf.trainable_params or 0)
-    # the order of the texts changes nothing (batches are sorted by length inside)
-    order = np.arange(len(texts))[::-1]
-    np.testing.assert_allclose(clf.predict_proba([texts[i] for i in order]), proba[order], atol=atol)
-    # saved and loaded back, the same probabilities
-    clf.save(str(folder))
-    np.testing.assert_allclose(type(clf).load(str(folder)).predict_proba(texts), proba, atol=1e-5)
-    # the same seed, the same model
-    again = make(task.multi_label).fit(task).predict_proba(texts)
-    np.testing.assert_allclose(again, proba, atol=1e-4)
-    return proba
-
-
-CASES = [(a, d) for a in ["embedding_head", "instruction", "encoder", "frozen"] for d in DTYPES_TESTED] + [("tfidf", "-")]
+        os.environ["LLMCLF_CACHE"] = before
 
 
 @pytest.mark.parametrize("multi_label", [False, True], ids=["single-label", "multi-label"])
-@pytest.mark.parametrize("approach, dtype", CASES, ids=[f"{a}-{d}" if d != "-" else a for a, d in CASES])
-def test_every_approach_keeps_the_contract(approach, dtype, multi_label, label_llama, tiny_bert, tiny_task_factory,
-                                           tmp_path, monkeypatch):
-    """Every approach, in float32 and with bfloat16 forced (cheap on tiny models even where bf16 is emulated)."""
-    monkeypatch.setenv("LLMCLF_CACHE", str(tmp_path / "cache"))  # frozen embeddings: a cache of this test's own
-    dtype_ = "float32" if dtype == "-" else dtype
-    check_classifier(_approaches(label_llama, tiny_bert, dtype_)[approach], tiny_task_factory(multi_label),
-                     tmp_path / "saved", dtype_)
+@parametrize_with_checks(APPROACHES)
+def test_every_approach_keeps_the_contract(approach, check, multi_label, case_for):
+    check(case_for(approach, multi_label))
+
+
+def test_the_checks_fail_on_a_classifier_that_breaks_the_contract(tiny_task_factory, tmp_path):
+    """The checks can fail: rows that do not sum to 1, and an order-dependent prediction."""
+    task = tiny_task_factory(False)
+
+    class Broken:
+        labels, multi_label, threshold, trainable_params, total_params = task.labels, False, 0.5, 0, 0
+
+        def fit(self, task):
+            return self
+
+        def predict_proba(self, texts):
+            return np.array([[0.9, 0.9, 0.9][: len(task.labels)] + [0.0] * (len(task.labels) - 3)
+                             if i == 0 else [1.0] + [0.0] * (len(task.labels) - 1) for i, _ in enumerate(texts)])
+
+        def save(self, folder):
+            pass
+
+        @classmethod
+        def load(cls, folder, model_path=None):
+            return cls()
+
+    case = Case(lambda ml: Broken(), task, tmp_path)
+    failed = []
+    for check in CHECKS:
+        try:
+            check(case)
+        except AssertionError:
+            failed.append(check.__name__)
+    assert {"check_proba_rows_sum", "check_order_invariance"} <= set(failed)
+    with pytest.raises(AssertionError):
+        check_classifier(case)
+
+
+def test_the_learning_rate_search_is_an_ordinary_classifier_once_fitted(case_for):
+    clf = case_for("learning_rate_search", False).clf
+    assert isinstance(clf, LearningRateSearch) and clf.cfg.learning_rate in (5e-4, 1e-3)

@@ -148,6 +148,9 @@ def test_power_and_resamples_for_holm():
     # sd 0.02 at n = 100, a difference of 0.02: (1.96 + 0.84)^2 = 7.85 times the examples
     assert statistics.n_for_power(0.02, 0.02, 100) == pytest.approx(785, abs=2)
     assert statistics.n_for_power(0.0, 0.02, 100) is None
+    # the seeds' spread does not shrink with more test examples: it raises the size, or rules any size out
+    assert statistics.n_for_power(0.1, 0.02, 100, seed_sd=0.03) > statistics.n_for_power(0.1, 0.02, 100)
+    assert statistics.n_for_power(0.02, 0.02, 100, seed_sd=0.1) is None
     # a family of 40 tests: with 300 resamples the smallest p (1/301) times 40 could never pass 0.05
     r = statistics.resamples_for_holm(40, 300)
     assert 40 / (r + 1) <= 0.025 and statistics.resamples_for_holm(3, 2000) == 2000

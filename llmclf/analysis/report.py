@@ -88,9 +88,14 @@ def _row(path: Path, r: dict) -> dict:
     row["adapter_reused"] = bool(r.get("adapter_reused"))
     # the tuning budget: the learning rate trained at, and how many values were tried on validation to choose it
     tuning = r.get("tuning") or {}
-    row["learning_rate"] = r.get("learning_rate", p.get("learning_rate"))
-    row["lr_grid_size"] = len(tuning.get("grid") or []) or (1 if p.get("learning_rate") is not None else None)
-    row["epochs"] = p.get("epochs")
+    if p.get("baseline") in ("tfidf", "frozen"):  # linear models: C chosen on validation, no learning rate
+        row["learning_rate"] = row["lr_grid_size"] = row["epochs"] = None
+        row["c_grid_size"] = len(p.get("c_values") or []) or None
+    else:
+        row["learning_rate"] = r.get("learning_rate", p.get("learning_rate"))
+        row["lr_grid_size"] = len(tuning.get("grid") or []) or (1 if p.get("learning_rate") is not None else None)
+        row["epochs"] = p.get("epochs")
+        row["c_grid_size"] = None
     row["invalid_output_rate"] = r.get("invalid_output_rate")
     row["peak_rss_mb"] = (r.get("memory") or {}).get("peak_rss_mb")
     row["peak_gpu_mb"] = (r.get("memory") or {}).get("peak_gpu_mb")
@@ -376,19 +381,25 @@ def shrink_images(nb, colors: int = 64) -> None:
 
 
 def study_heading(records: pd.DataFrame, study: str) -> str:
-    """The report's first lines as HTML: the study's name and description (as text, never markup) and the
-    counts of runs."""
+    """The report's first lines as HTML: the study's name and the counts of runs (the verdict follows; the
+    description comes after it, `study_description`)."""
     expected = records.attrs.get("study_runs") or {}
     counts = records.status.value_counts().to_dict()
-    description = expected.get("description") or ""
     parts = [f"<h2>Study <code>{escape(study)}</code></h2>"]
-    if description:
-        parts.append(f"<p>{escape(description)}</p>")
     named = f" of the {len(expected['runs'])} the study file names" if expected.get("runs") else ""
     parts.append(f"<p>{len(records)} model runs{named}: {counts.get('done', 0)} done, {counts.get('failed', 0)} "
                  f"failed{', ' + str(counts.get('interrupted')) + ' interrupted' if counts.get('interrupted') else ''}"
                  ".</p>")
     return "".join(parts)
+
+
+def study_description(records: pd.DataFrame) -> str:
+    """The study file's description as HTML (text, never markup), folded: what was run and why those sizes, for
+    the reader who wants it after the verdict; '' when the study has none."""
+    description = (records.attrs.get("study_runs") or {}).get("description") or ""
+    if not description:
+        return ""
+    return f"<details><summary><strong>About this study</strong> (sizes, models, why)</summary><p>{escape(description)}</p></details>"
 
 
 def notes_html(records: pd.DataFrame, strict: bool = False) -> str:

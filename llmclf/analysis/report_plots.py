@@ -30,10 +30,14 @@ def f1_intervals(t: TaskAnalysis, metric: str = "f1_micro"):
     return fig
 
 
-def reliability_diagrams(t: TaskAnalysis, configurations, n_bins: int = 15):
-    """One diagram per configuration, the seeds' test predictions pooled: confidence against hit rate."""
-    fig, axes = plt.subplots(1, len(configurations), figsize=(3.2 * len(configurations), 3.4), squeeze=False)
-    for ax, name in zip(axes[0], configurations):
+def reliability_diagrams(t: TaskAnalysis, configurations, n_bins: int = 15, columns: int = 3):
+    """One diagram per configuration, the seeds' test predictions pooled: confidence against hit rate; a grid of
+    `columns` diagrams a row, each large enough to read."""
+    rows = -(-len(configurations) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.9 * rows), squeeze=False)
+    for ax in axes.flat[len(configurations):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, configurations):
         runs = t.runs[name]
         y = np.concatenate([r.y for r in runs])
         proba = np.concatenate([r.proba for r in runs])
@@ -44,10 +48,81 @@ def reliability_diagrams(t: TaskAnalysis, configurations, n_bins: int = 15):
         said = (f"ECE {cal.ece(y, proba, t.multi_label, n_bins):.3f}" if cal.is_probabilistic(proba)
                 else "0/1 outputs: not probabilistic")
         ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="confidence" if not t.multi_label else "p(label)",
-               ylabel="hit rate", title=f"{name}\n{said}")
-        ax.title.set_fontsize(9)
+               ylabel="hit rate", title=f"{_wrap(name)}\n{said}")
+        ax.title.set_fontsize(10)
     fig.tight_layout()
     return fig
+
+
+def confusion_grid(t: TaskAnalysis, configurations, columns: int = 3):
+    """Single-label: the confusion matrix of each configuration, summed over its seeds (invalid answers in a column
+    of their own), in a grid."""
+    import seaborn as sns
+
+    from .tables import confusion_summed
+
+    rows = -(-len(configurations) // columns)
+    side = 1.2 + 0.45 * len(t.labels)
+    fig, axes = plt.subplots(rows, columns, figsize=(side * columns + 1, side * rows), squeeze=False)
+    for ax in axes.flat[len(configurations):]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, configurations):
+        cm = confusion_summed(t, name)
+        sns.heatmap(cm, annot=len(t.labels) <= 12, fmt="d", cmap="Blues", cbar=False, ax=ax)
+        ax.set(xlabel="predicted", ylabel="true", title=f"{_wrap(name)}\n({len(t.runs[name])} seed(s) summed)")
+        ax.title.set_fontsize(10)
+    fig.tight_layout()
+    return fig
+
+
+def contrast_matrix(t: TaskAnalysis):
+    """The declared contrasts as a matrix: row minus column, F1 micro, with the 95% interval; a bold cell is
+    decided (Holm-adjusted p < 0.05), a plain one is not distinguishable. None when the study declared none."""
+    import seaborn as sns
+
+    from .verdict import CONTRASTS
+
+    c = t.comparisons[t.comparisons.family == CONTRASTS]
+    if c.empty:
+        return None
+    arms = list(dict.fromkeys([*c.configuration_a, *c.configuration_b]))
+    diff = pd.DataFrame(np.nan, index=arms, columns=arms)
+    text = pd.DataFrame("", index=arms, columns=arms)
+    decided = pd.DataFrame(False, index=arms, columns=arms)
+    for r in c.itertuples():
+        for a, b, sign in ((r.configuration_a, r.configuration_b, 1), (r.configuration_b, r.configuration_a, -1)):
+            lo, hi = sorted((sign * r.ci_low, sign * r.ci_high))
+            diff.loc[a, b] = sign * r.difference
+            text.loc[a, b] = f"{sign * r.difference:+.3f}\n[{lo:+.3f}, {hi:+.3f}]\np_holm {r.p_holm:.2g}"
+            decided.loc[a, b] = r.p_holm < 0.05
+    n = len(arms)
+    fig, ax = plt.subplots(figsize=(2.3 * n + 2.5, 1.3 * n + 1.5))
+    limit = float(np.nanmax(np.abs(diff.to_numpy()))) or 0.01
+    sns.heatmap(diff.astype(float), annot=text.to_numpy(), fmt="", cmap="RdBu", center=0, vmin=-limit,
+                vmax=limit, cbar_kws={"label": "F1 micro, row − column"}, linewidths=0.5, linecolor="white",
+                ax=ax, annot_kws={"fontsize": 8})
+    for tx in ax.texts:
+        row, col = _cell_of(tx, n)
+        if row is not None and decided.iloc[row, col]:
+            tx.set_fontweight("bold")
+    ax.set_xticklabels([_wrap(a, 22) for a in arms], rotation=0, fontsize=8)
+    ax.set_yticklabels([_wrap(a, 22) for a in arms], rotation=0, fontsize=8)
+    ax.set(title=f"{t.task}: declared contrasts (bold: Holm-adjusted p < 0.05; blank: not declared)",
+           xlabel="", ylabel="")
+    fig.tight_layout()
+    return fig
+
+
+def _cell_of(text, n):
+    x, y = text.get_position()
+    row, col = int(np.floor(y)), int(np.floor(x))
+    return (row, col) if 0 <= row < n and 0 <= col < n else (None, None)
+
+
+def _wrap(name: str, width: int = 34) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(str(name), width)) or str(name)
 
 
 def f1_against_threshold(curve: pd.DataFrame, chosen, title: str):
@@ -66,32 +141,34 @@ def f1_against_threshold(curve: pd.DataFrame, chosen, title: str):
 
 
 def pareto(t: TaskAnalysis):
-    """F1 micro (with its interval) against each cost; the frontier (no other point both better and cheaper) drawn;
-    one legend outside the axes."""
+    """F1 micro (with its interval) against each cost, one panel a cost; the frontier (no other point both better
+    and cheaper) drawn as a red line through its points. A configuration keeps one colour and marker in every
+    panel, so the one legend outside the axes names it wherever it appears."""
     tab = t.table[t.table.kind != FLOOR]
-    fig, axes = plt.subplots(1, len(PARETO_COSTS), figsize=(4.2 * len(PARETO_COSTS), 3.6), sharey=True)
-    markers = dict(zip(tab.configuration, "osD^vP*Xh<>p" * 3))
+    fig, axes = plt.subplots(1, len(PARETO_COSTS), figsize=(4.6 * len(PARETO_COSTS), 4.0), sharey=True)
+    colors = plt.get_cmap("tab10" if len(tab) <= 10 else "tab20")
+    style = {name: (colors(i % colors.N), "osD^vP*Xh<>p"[i % 12]) for i, name in enumerate(tab.configuration)}
+    handles = {}
     for ax, (col, xlabel, how) in zip(axes, PARETO_COSTS):
         d = tab.assign(x=pd.to_numeric(tab[col], errors="coerce")).dropna(subset=["x"])
         d = d[d.x > 0]
-        for _, r in d.iterrows():
-            ax.errorbar(r.x, r.f1_micro, yerr=[[r.f1_micro - r["f1_micro low"]], [r["f1_micro high"] - r.f1_micro]],
-                        fmt=markers[r.configuration], capsize=2, label=r.configuration)
         front = _frontier(d.x.to_numpy(), d.f1_micro.to_numpy(), how)
         if len(front):
             fx, fy = d.x.to_numpy()[front], d.f1_micro.to_numpy()[front]
-            ax.step(fx, fy, where="post" if how == "min" else "pre", color="tab:red", alpha=0.5, label="_frontier")
+            line, = ax.plot(fx, fy, color="tab:red", linewidth=2.2, alpha=0.7, zorder=1)
+            handles.setdefault("Pareto frontier (no point both better and cheaper)", line)
+        for _, r in d.iterrows():
+            color, marker = style[r.configuration]
+            h = ax.errorbar(r.x, r.f1_micro, yerr=[[r.f1_micro - r["f1_micro low"]], [r["f1_micro high"] - r.f1_micro]],
+                            fmt=marker, color=color, markersize=8, capsize=3, zorder=2)
+            handles.setdefault(r.configuration, h)
         ax.set(xscale="log", xlabel=xlabel)
+        ax.grid(alpha=0.3)
         if d.empty:
             ax.set_title("not recorded")
     axes[0].set_ylabel("F1 micro (test, 95% CI)")
-    handles, labels = axes[0].get_legend_handles_labels()
-    seen = {}
-    for ax in axes:
-        for h, l in zip(*ax.get_legend_handles_labels()):
-            seen.setdefault(l, h)
-    fig.legend(list(seen.values()), list(seen), loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8,
-               title="configuration (red: frontier)")
+    fig.legend(list(handles.values()), [_wrap(k, 48) for k in handles], loc="center left", bbox_to_anchor=(1.0, 0.5),
+               fontsize=8, title="configuration")
     fig.suptitle(t.task)
     fig.tight_layout()
     return fig

@@ -20,6 +20,7 @@ from .statistics import predictions
 
 PREDICTIONS_FILE = "predictions.parquet"
 VAL_PREDICTIONS_FILE = "val_predictions.parquet"
+HELD_OUT_PREDICTIONS_FILE = "heldout_predictions.parquet"  # `llmclf confirm`: the test rows max_test left out
 INVALID_COLUMN = "invalid"
 
 
@@ -89,12 +90,13 @@ def _invalid(frame: pd.DataFrame) -> np.ndarray | None:
     return mask if mask.any() else None
 
 
-def read_run_predictions(run_dir: str | Path) -> RunPredictions | None:
-    """A done run's predictions, or None when its record or predictions.parquet is missing or unreadable."""
+def read_run_predictions(run_dir: str | Path, file: str = PREDICTIONS_FILE) -> RunPredictions | None:
+    """A done run's predictions, or None when its record or predictions file is missing or unreadable. `file`:
+    the test predictions, or HELD_OUT_PREDICTIONS_FILE (then without the validation split's)."""
     run_dir = Path(run_dir)
     try:
         record = json.loads((run_dir / "record.json").read_text())
-        frame = pd.read_parquet(run_dir / PREDICTIONS_FILE)
+        frame = pd.read_parquet(run_dir / file)
     except (OSError, ValueError):
         return None
     task = record.get("task") or {}
@@ -105,6 +107,8 @@ def read_run_predictions(run_dir: str | Path) -> RunPredictions | None:
                          0.5 if threshold is None else threshold, frame["id"].astype(str).to_numpy(), proba, truth,
                          frame["text"].astype(str).to_numpy() if "text" in frame.columns else None,
                          invalid=_invalid(frame))
+    if file != PREDICTIONS_FILE:
+        return run
     try:
         val = pd.read_parquet(run_dir / VAL_PREDICTIONS_FILE)
         run.val_proba, run.val_truth = _split(val, labels)

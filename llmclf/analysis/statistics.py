@@ -162,17 +162,24 @@ def resamples_for_holm(n_tests: int, n_resamples: int, alpha: float = 0.05) -> i
     return max(int(n_resamples), int(np.ceil(2 * max(n_tests, 1) / alpha)))
 
 
-def n_for_power(difference: float, sd: float, n: int, alpha: float = 0.05, power: float = 0.8) -> int | None:
+def n_for_power(difference: float, sd: float, n: int, alpha: float = 0.05, power: float = 0.8,
+                seed_sd: float = 0.0) -> int | None:
     """Test-set size at which a paired difference of this size would be detected with `power` by a two-sided test
-    at level `alpha`: the bootstrap SD of the difference on n examples scaled as 1/sqrt(n) (normal approximation),
-    n * ((z_(1-alpha/2) + z_power) * sd / |difference|)^2. None when no difference was observed or it has no
-    spread."""
+    at level `alpha` (normal approximation). `sd`: the bootstrap SD of the difference over the n test examples with
+    the seeds held fixed, which shrinks as 1/sqrt(n); `seed_sd`: the part that comes from the seeds (the SD with
+    seeds redrawn, less the examples' part, in quadrature), which more test examples do not shrink. Solves
+    seed_sd^2 + sd^2 n / n' = (|difference| / z)^2 with z = z_(1-alpha/2) + z_power. None when no difference was
+    observed, when it has no spread, or when the seeds' spread alone is too large for any test set (then more
+    seeds, not more test examples, are what would show it)."""
     from scipy.stats import norm
 
     if not (np.isfinite(difference) and np.isfinite(sd)) or difference == 0 or sd <= 0:
         return None
     z = norm.ppf(1 - alpha / 2) + norm.ppf(power)
-    return int(np.ceil(n * (z * sd / abs(difference)) ** 2))
+    room = (abs(difference) / z) ** 2 - (seed_sd if np.isfinite(seed_sd) else 0.0) ** 2
+    if room <= 0:
+        return None
+    return int(np.ceil(n * sd ** 2 / room))
 
 
 def holm(p_values) -> np.ndarray:

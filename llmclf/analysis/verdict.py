@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import floors as floors_mod
 from . import statistics as st
-from .runs import RunPredictions, read_run_predictions, train_labels
+from .runs import HELD_OUT_PREDICTIONS_FILE, RunPredictions, read_run_predictions, train_labels
 
 FLOOR = "floor"
 ALPHA = 0.05
@@ -43,6 +43,7 @@ class TaskAnalysis:
     comparisons: pd.DataFrame
     notes: list = field(default_factory=list)
     selected_on: str = "validation"  # how the best configuration and floor were chosen
+    held_out: dict = field(default_factory=dict)  # configuration -> RunPredictions of `llmclf confirm` (seeds)
 
     @property
     def best(self) -> str | None:
@@ -104,12 +105,13 @@ class _Bootstrap:
         self.indices = st.bootstrap_indices(len(y), n_resamples, seed)
         self.memo = {}
 
-    def dist(self, name, preds, metric):
-        if (name, metric) not in self.memo:
-            self.memo[name, metric] = st._seed_mean_distribution(self.y, preds, metric, self.multi, self.n_labels,
-                                                                 self.indices, st.configuration_seed_rng(self.seed,
-                                                                                                         name))
-        return self.memo[name, metric]
+    def dist(self, name, preds, metric, seeds: bool = True):
+        """(R,) resampled mean-over-seeds scores; `seeds=False` holds the seeds fixed (the examples' part alone)."""
+        if (name, metric, seeds) not in self.memo:
+            rng = st.configuration_seed_rng(self.seed, name) if seeds else None
+            self.memo[name, metric, seeds] = st._seed_mean_distribution(self.y, preds, metric, self.multi,
+                                                                        self.n_labels, self.indices, rng)
+        return self.memo[name, metric, seeds]
 
     def ci(self, name, preds, metric):
         low, high = st._percentile_interval(self.dist(name, preds, metric), self.confidence)
@@ -119,7 +121,10 @@ class _Bootstrap:
         diff = (st._mean_score(self.y, preds_a, metric, self.multi, self.n_labels)
                 - st._mean_score(self.y, preds_b, metric, self.multi, self.n_labels))
         dist = self.dist(a, preds_a, metric) - self.dist(b, preds_b, metric)
-        return {**st._difference_row(diff, dist, self.confidence), "sd": float(np.std(dist, ddof=1))}
+        fixed = self.dist(a, preds_a, metric, False) - self.dist(b, preds_b, metric, False)
+        sd, sd_examples = float(np.std(dist, ddof=1)), float(np.std(fixed, ddof=1))
+        return {**st._difference_row(diff, dist, self.confidence), "sd": sd, "sd_examples": sd_examples,
+                "sd_seeds": float(np.sqrt(max(sd ** 2 - sd_examples ** 2, 0.0)))}
 
 
 def validation_scores(runs: dict, multi_label: bool, n_labels: int) -> dict:
@@ -153,6 +158,7 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int, contra
             notes.append(f"run {r.run_id} ({r.label}) has no predictions on this task's test examples: left out")
             continue
         runs.setdefault(r.label, []).append(aligned)
+    held_out = _held_out(g, runs, first.labels)
     multi, labels, n_labels = first.multi_label, first.labels, len(first.labels)
     y = first.y
     preds = {k: [run.predicted() for run in v] for k, v in runs.items()}
@@ -192,14 +198,15 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int, contra
             d = cboot.difference(a, preds[a], b, preds[b], "f1_micro")
             rows.append({"configuration_a": a, "configuration_b": b, "metric": "f1_micro",
                          "difference": d["difference"], "ci_low": d["low"], "ci_high": d["high"],
-                         "p_value": d["p_value"], "test": st.BOOTSTRAP, "sd": d["sd"]})
+                         "p_value": d["p_value"], "test": st.BOOTSTRAP, "sd_examples": d["sd_examples"],
+                         "sd_seeds": d["sd_seeds"]})
         c = pd.DataFrame(rows)
         c["p_holm"] = st.holm(c.p_value.to_numpy(dtype=float))
         c["decision"] = [_contrast_decision(row) for row in c.itertuples()]
         c["n_for_80%_power"] = [
-            st.n_for_power(row.difference, row.sd, len(y), ALPHA / len(pairs)) if row.p_holm >= ALPHA else None
-            for row in c.itertuples()]
-        frames.append(c.drop(columns="sd").assign(family=CONTRASTS))
+            st.n_for_power(row.difference, row.sd_examples, len(y), ALPHA / len(pairs), seed_sd=row.sd_seeds)
+            if row.p_holm >= ALPHA else None for row in c.itertuples()]
+        frames.append(c.drop(columns=["sd_examples", "sd_seeds"]).assign(family=CONTRASTS))
     # secondary: every configuration against the best chosen on validation, Holm over this family
     if len(preds) > 1:
         per = 2 + (0 if multi else 1)
@@ -229,7 +236,31 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int, contra
     table = _table(g, y, preds, floor_labels, runs, comparisons, multi, n_labels, boot, order, floor_order, val,
                    floor_val)
     return TaskAnalysis(task, multi, labels, ids, y, first.texts, runs, floor_preds, table, comparisons, notes,
-                        selected_on)
+                        selected_on, held_out)
+
+
+def _held_out(g: pd.DataFrame, runs: dict, labels: list) -> dict:
+    """configuration -> its seeds' held-out predictions (`llmclf confirm`), aligned on one order of ids; only the
+    runs that also count in `runs`, and only configurations whose every seed was confirmed."""
+    counted = {r.run_id for seeds in runs.values() for r in seeds}
+    found: dict = {}
+    for r in g.itertuples():
+        if r.run_id not in counted or not isinstance(r.run_dir, str):
+            continue
+        if not (Path(r.run_dir) / HELD_OUT_PREDICTIONS_FILE).exists():
+            continue
+        run = read_run_predictions(r.run_dir, HELD_OUT_PREDICTIONS_FILE)
+        if run is not None and run.labels == labels:
+            found.setdefault(r.label, []).append(run)
+    if not found:
+        return {}
+    ids = next(iter(found.values()))[0].ids
+    out = {}
+    for name, seeds in found.items():
+        aligned = [s.aligned(ids) for s in seeds]
+        if len(aligned) == len(runs.get(name, [])) and all(a is not None for a in aligned):
+            out[name] = aligned
+    return out
 
 
 def _contrast_decision(row) -> str:
@@ -295,7 +326,7 @@ def _table(g, y, preds, floor_labels, runs, comparisons, multi, n_labels, boot, 
             if multi:
                 row["P@1"] = float(np.mean([_p_at_1(y, r.proba, r.invalid) for r in runs[name]]))
             for col in ("load_seconds", "train_seconds", "validation_seconds", "infer_ex_per_s", "trainable_params",
-                        "total_params", "n_train", "epochs", "lr_grid_size", "max_length", "text_tokens",
+                        "total_params", "n_train", "epochs", "lr_grid_size", "c_grid_size", "max_length", "text_tokens",
                         "truncated_share"):
                 row[col] = pd.to_numeric(c[col], errors="coerce").median() if col in c else float("nan")
             memory = pd.to_numeric(c.peak_gpu_mb, errors="coerce")
@@ -362,9 +393,13 @@ def contrast_lines(t: TaskAnalysis) -> list[str]:
             if n_needed is not None and not pd.isna(n_needed):
                 sentence += (f"; about {int(n_needed):,} test examples (this test set: {len(t.y):,}) would detect a "
                              f"difference of {abs(row.difference):.3f} with 80% power at the two-sided level "
-                             f"{ALPHA:g}/{k} (the paired-bootstrap SD of the difference, scaled by √n)")
-            else:
+                             f"{ALPHA:g}/{k}, with these seeds (the examples' part of the paired-bootstrap SD "
+                             f"scaled by √n, the seeds' part as it is)")
+            elif row.difference == 0:
                 sentence += "; no difference observed, so no test-set size would show one"
+            else:
+                sentence += ("; no test-set size alone would show a difference of this size: the seeds' spread "
+                             "is too large, more seeds are what would")
         lines.append(sentence + ".")
     return lines
 
@@ -446,24 +481,32 @@ def _floor_lines(t: TaskAnalysis, confs: pd.DataFrame) -> list[str]:
 
 
 def budget_lines(t: TaskAnalysis) -> list[str]:
-    """What each trained configuration had: seeds, the learning rates tried on validation, training examples and
-    epochs, tokens read, model size. A verdict holds for this budget, not for larger models, longer training or
-    whole documents."""
+    """What each trained configuration had: seeds, the learning rates (or, for the linear models, the C values)
+    tried on validation, training examples and epochs, tokens read, model size. A verdict holds for this budget,
+    not for larger models, longer training or whole documents."""
     confs = t.table[(t.table.kind != FLOOR)].set_index("configuration")
     parts = []
     for name, row in confs.iterrows():
         trainable = pd.to_numeric(row.get("trainable_params"), errors="coerce")
-        if not trainable > 0 or pd.isna(row.get("epochs")):  # nothing trained by gradient (zero-shot, linear models)
+        if not trainable > 0:  # nothing trained (zero-shot)
             continue
-        grid = pd.to_numeric(row.get("lr_grid_size"), errors="coerce")
-        lr = f"learning rate {row.get('learning_rate') or '?'}" + (
-            f" chosen on validation from {int(grid)} values" if grid > 1 else " (fixed, not tuned)")
+        lr_grid = pd.to_numeric(row.get("lr_grid_size"), errors="coerce")
+        c_grid = pd.to_numeric(row.get("c_grid_size"), errors="coerce")
+        if c_grid > 0:
+            tuned = f"C chosen on validation from {int(c_grid)} values"
+        elif lr_grid > 1:
+            tuned = f"learning rate {row.get('learning_rate') or '?'} chosen on validation from {int(lr_grid)} values"
+        else:
+            tuned = f"learning rate {row.get('learning_rate') or '?'} (fixed, not tuned)"
         total = pd.to_numeric(row.get("total_params"), errors="coerce")
-        size = f"{total / 1e6:.0f}M parameters ({trainable / 1e6:.2g}M trained)" if total > 0 else ""
+        size = (f"{total / 1e6:.0f}M parameters ({trainable / 1e6:.2g}M trained)" if total >= 1e6
+                else f"{int(trainable):,} trained parameters")
         tokens = pd.to_numeric(row.get("max_length"), errors="coerce")
         n = pd.to_numeric(row.get("n_train"), errors="coerce")
-        parts.append(f"{md(name)}: {int(row['seeds'])} seed{'s' * (row['seeds'] > 1)}, {lr}, "
-                     + (f"{int(n):,} training examples × {row['epochs']:g} epoch, " if n > 0 else "")
+        epochs = pd.to_numeric(row.get("epochs"), errors="coerce")
+        parts.append(f"{md(name)}: {int(row['seeds'])} seed{'s' * (row['seeds'] > 1)}, {tuned}, "
+                     + (f"{int(n):,} training examples" if n > 0 else "")
+                     + (f" × {epochs:g} epoch{'s' * (epochs != 1)}" if epochs > 0 else "") + ", "
                      + (f"{int(tokens)} tokens a text, " if tokens > 0 else "") + size)
     if not parts:
         return []

@@ -1,8 +1,8 @@
 """The one interface every approach implements, as scikit-learn's estimators share fit / predict_proba.
 
 Metrics, thresholds, calibration and the report never ask which approach made the scores: they read what this
-protocol promises. `tests/test_contract.py` checks every approach against it (`check_classifier`), as
-scikit-learn's `check_estimator` does.
+protocol promises. `approaches.checks` holds the named checks of it (as scikit-learn's `utils/estimator_checks`),
+and `tests/test_contract.py` runs each on every approach, one test id per approach and check.
 """
 
 from __future__ import annotations

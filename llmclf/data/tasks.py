@@ -76,6 +76,9 @@ class Task:
     test: Split
     label_descriptions: dict[str, str] | None = None  # for instruction prompts
     source: dict = field(default_factory=dict)  # provenance: path, file sha256s, split seed, fractions, caps, sizes
+    # the test rows `max_test` left out: no run reads them; `llmclf confirm` scores the kept models on them, a
+    # second test set for the report's held-out confirmation (None when the test split was not capped)
+    held_out: Split | None = None
 
     def __post_init__(self):
         if self.labels != sorted(set(self.labels)):
@@ -234,7 +237,7 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
     source.update(split_seed=split_seed, max_train=max_train, max_val=max_val, max_test=max_test,
                   multi_label=multi_label,
                   text_fields=text_fields, label_field=label_field, id_field=id_field)
-    splits = {}
+    splits, held_out = {}, None
     for k, s in enumerate(SPLITS):
         cap = {"train": max_train, "validation": max_val, "test": max_test}[s]
         rng = np.random.default_rng([split_seed, k])  # one stream a split: capping one leaves the others alone
@@ -242,6 +245,9 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
         if cap is not None and cap < len(index[s]):
             source["split_method"][s] += f"; capped at {cap} (stratified)"
         splits[s] = Split(texts=[texts[i] for i in keep], y=y[keep], ids=[ids[i] for i in keep])
+        if s == "test" and len(keep) < len(index[s]):
+            rest = np.setdiff1d(index[s], keep)
+            held_out = Split(texts=[texts[i] for i in rest], y=y[rest], ids=[ids[i] for i in rest])
     source["sizes"] = {s: len(splits[s]) for s in SPLITS}
     descriptions = None
     if str(dataset) in PATENT_DATASETS:
@@ -249,7 +255,7 @@ def load_task(dataset: str | Path, *, text_fields: list[str] | str = "text", lab
 
         descriptions = label_descriptions(names, label_level if str(dataset) == "uspto-10k" else "section")
     return Task(name=name, labels=names, multi_label=multi_label, source=source, label_descriptions=descriptions,
-                **splits)
+                held_out=held_out, **splits)
 
 
 def _read_patents(dataset, data_dir, text_fields, label_field, multi_label, label_level):

@@ -263,6 +263,15 @@ def save_run(run_dir: str, *, notebook: str, params: dict, task, metrics: dict, 
 
 
 INVALID_COLUMN = "invalid"  # analysis.runs reads it back
+HELD_OUT_PREDICTIONS_FILE = "heldout_predictions.parquet"
+
+
+def save_held_out(run_dir: str | Path, task, proba: np.ndarray, invalid: np.ndarray | None = None) -> Path:
+    """`llmclf confirm`: the kept model's predictions of the test rows `max_test` left out (task.held_out), in the
+    format of predictions.parquet."""
+    path = Path(run_dir) / HELD_OUT_PREDICTIONS_FILE
+    _write_predictions(path, task, task.held_out, proba, invalid, with_text=True)
+    return path
 
 
 def _write_predictions(path: Path, task, split, proba, invalid, with_text: bool) -> None:
