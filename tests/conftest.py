@@ -13,13 +13,10 @@ import pytest  # noqa: E402
 # Markers: `make test-fast` runs the `unit` tests only. A module is `smoke` when it trains tiny models or runs
 # studies, the report or an install end to end (the slow part of `make test`, chosen from `pytest --durations`);
 # the notebooks executed by nbval are `notebooks`; every other test is `unit`.
-SMOKE_MODULES = {
-    "test_smoke_study", "test_smoke_baselines", "test_smoke_instruction", "test_distillation", "test_parallel_study",
-    "test_install", "test_contract", "test_precision", "test_predict_export", "test_persistence", "test_tuning",
-    "test_embedding_head", "test_instruction", "test_baselines", "test_faults", "test_run_feedback", "test_report",
-    "test_readme_example", "test_report_safety", "test_linear_multilabel", "test_linear_speed", "test_patents",
-    "test_heldout", "test_locks", "test_gpu_readiness", "test_cli", "test_record_inputs", "test_input_safety",
-    "test_report_invalid",
+SMOKE_MODULES = {  # 5-100 s each in `make test` on a 2-core Intel Xeon; the unit tests take about 1.5 min in all
+    "test_parallel_study", "test_predict_export", "test_distillation", "test_smoke_instruction", "test_faults",
+    "test_smoke_study", "test_smoke_baselines", "test_contract", "test_readme_example", "test_cli", "test_report",
+    "test_install", "test_report_safety",
 }
 
 

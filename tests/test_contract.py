@@ -34,9 +34,8 @@ def makers(llama: str, bert: str, dtype: str, task):
     """Each approach's maker (a function of multi_label), its precision forced: never 'auto', so that a check
     means the same on every CPU."""
     t = {**TRAIN, "dtype": dtype}
-    rng = np.random.default_rng(0)
-
-    def teacher(ml):  # a teacher's probabilities over the training split, soft but informative
+    def teacher(ml):  # a teacher's probabilities over the training split, soft but informative (the same each call)
+        rng = np.random.default_rng(0)
         y = task(ml).train.label_indicator(task(ml).n_labels).astype(np.float32)
         soft = 0.7 * y + 0.3 * rng.random(y.shape, dtype=np.float32)
         return soft if ml else soft / soft.sum(axis=1, keepdims=True)
@@ -117,9 +116,10 @@ def test_the_checks_fail_on_a_classifier_that_breaks_the_contract(tiny_task_fact
     for check in CHECKS:
         try:
             check(case)
-        except AssertionError:
+        except Exception:  # noqa: BLE001 - an assertion, or the reload that finds nothing saved
             failed.append(check.__name__)
-    assert {"check_proba_rows_sum", "check_order_invariance"} <= set(failed)
+    assert {"check_proba_rows_sum", "check_order_invariance", "check_reload_equal"} <= set(failed)
+    assert "check_proba_shape_and_range" not in failed  # a check fails for its own property only
     with pytest.raises(AssertionError):
         check_classifier(case)
 

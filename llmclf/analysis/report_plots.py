@@ -155,7 +155,7 @@ def pareto(t: TaskAnalysis):
         front = _frontier(d.x.to_numpy(), d.f1_micro.to_numpy(), how)
         if len(front):
             fx, fy = d.x.to_numpy()[front], d.f1_micro.to_numpy()[front]
-            line, = ax.plot(fx, fy, color="tab:red", linewidth=2.2, alpha=0.7, zorder=1)
+            line, = ax.plot(fx, fy, color="tab:red", linewidth=2.2, alpha=0.9, zorder=1)
             handles.setdefault("Pareto frontier (no point both better and cheaper)", line)
         for _, r in d.iterrows():
             color, marker = style[r.configuration]
