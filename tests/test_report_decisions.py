@@ -142,7 +142,7 @@ def test_declared_contrasts_get_a_sentence_each(pristine):
     for row in undecided.itertuples():  # what this test set did not show needs more examples, or more seeds
         n_needed = undecided.loc[row.Index, "n_for_80%_power"]
         if n_needed is None or pd.isna(n_needed):
-            assert row.difference != 0 and "the seeds' spread is too large, more seeds are what would" in text
+            assert row.difference != 0 and "(their spread is too large): only more seeds could narrow it" in text
         else:
             assert n_needed > len(news.y)
             assert "with 80% power" in text and "the examples' part of the paired-bootstrap SD scaled by √n" in text

@@ -29,8 +29,9 @@ def learning_curves(analysis: StudyAnalysis) -> pd.DataFrame:
     rows = []
     for number, tasks in enumerate(g for g in groups.values() if len(g) > 1):
         sizes = {task: _n_train(analysis.tasks[task]) for task in tasks}
-        if len({n for n in sizes.values() if n is not None}) < 2:
-            continue
+        known = [n for n in sizes.values() if n is not None]
+        if len(set(known)) < 2 or len(set(known)) != len(known):
+            continue  # one size, or two tasks of one size on the same test rows (other inputs): not one curve
         for task in tasks:
             t = analysis.tasks[task]
             for _, r in t.table[t.table.kind != FLOOR].iterrows():
@@ -59,8 +60,9 @@ def curve_lines(curves: pd.DataFrame, analysis: StudyAnalysis, n_resamples: int 
                          + " > ".join(f"{md(r.configuration)} {r.f1_micro:.3f}" for r in at.itertuples()) + ".")
         changes = [(a, b) for a, b in zip(sizes, sizes[1:]) if leaders[a] != leaders[b]]
         if not changes:
-            lines.append(f"The ranking's leader (the highest test F1 micro point estimate) does not change over "
-                         f"n = {int(sizes[0]):,} to {int(sizes[-1]):,}: {md(leaders[sizes[0]])} at every size.")
+            lines.append(f"The ranking's leader (the highest test F1 micro point estimate, not a test) does not "
+                         f"change over n = {int(sizes[0]):,} to {int(sizes[-1]):,}: {md(leaders[sizes[0]])} at "
+                         "every size; the intervals in the plot say how far apart the others are.")
         for a, b in changes:
             old, new = leaders[a], leaders[b]
             said = []

@@ -41,7 +41,8 @@ def confirmation(t: TaskAnalysis, n_resamples: int = 2000, seed: int = 0) -> tup
     lines = [f"Held-out confirmation ({len(y):,} test rows that `max_test` left out, which no run, threshold or "
              f"choice read; scored by the kept models of {len(order)} configuration{'s' * (len(order) != 1)}"
              + (f"; not scored: {', '.join(md(k) for k in table.index if k not in preds and table.loc[k, 'kind'] != FLOOR)}"
-                " (no kept model)" if any(k not in preds for k in table.index[table.kind != FLOOR]) else "") + "):"]
+                " (no kept model, or not every seed confirmed)"
+                if any(k not in preds for k in table.index[table.kind != FLOOR]) else "") + "):"]
     best = t.best
     if best in preds and len(order) > 1:
         diffs = [(k, boot.difference(best, preds[best], k, preds[k], "f1_micro")) for k in order if k != best]
@@ -51,9 +52,12 @@ def confirmation(t: TaskAnalysis, n_resamples: int = 2000, seed: int = 0) -> tup
         lines.append(f"the best on validation, {md(best)}, has held-out F1 micro {b['held-out f1_micro']:.3f} "
                      f"[{b['held-out low']:.3f}, {b['held-out high']:.3f}]; "
                      + (f"there it is worse than {', '.join(md(k) for k in worse)} (Holm-adjusted p < {ALPHA:g}): "
-                        "the choice does not hold." if worse else
-                        f"no configuration is shown better than it there (Holm-adjusted p ≥ {ALPHA:g}): the choice "
-                        "holds."))
+                        "the held-out rows contradict the choice." if worse else
+                        f"no configuration is shown better than it there (Holm-adjusted p ≥ {ALPHA:g}): the held-out "
+                        "rows do not contradict the choice (not a proof that it is the best)."))
+    elif best not in preds:
+        lines.append(f"The best on validation, {md(best)}, was not scored on the held-out rows: its choice is not "
+                     "checked there.")
     confs = out[out.kind != FLOOR]
     if len(confs) >= 3:
         from scipy.stats import spearmanr

@@ -75,7 +75,12 @@ def _row(path: Path, r: dict) -> dict:
     }
     for m in METRICS:
         row[m] = (r.get("metrics") or {}).get(m)
-    row["train_seconds"] = (r.get("timings") or {}).get("train_seconds")
+    # training cost as the linear models count theirs (their C grid is inside the fit): the kept model's training
+    # plus a learning-rate search's other values (timings.tuning_seconds, approaches.tuning)
+    timings = r.get("timings") or {}
+    row["train_seconds"] = timings.get("train_seconds")
+    if timings.get("tuning_seconds") is not None and row["train_seconds"] is not None:
+        row["train_seconds"] = row["train_seconds"] + timings["tuning_seconds"]
     row["train_ex_per_s"] = (r.get("throughput") or {}).get("train_examples_per_second")
     row["infer_ex_per_s"] = (r.get("throughput") or {}).get("inference_examples_per_second")
     # A run that read cached embeddings measured the cache, not the model: its costs would mislead.

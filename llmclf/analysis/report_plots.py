@@ -33,11 +33,15 @@ def f1_intervals(t: TaskAnalysis, metric: str = "f1_micro"):
 def reliability_diagrams(t: TaskAnalysis, configurations, n_bins: int = 15, columns: int = 3):
     """One diagram per configuration, the seeds' test predictions pooled: confidence against hit rate; a grid of
     `columns` diagrams a row, each large enough to read."""
+    configurations = list(configurations) or [None]
     rows = -(-len(configurations) // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(4.0 * columns, 3.9 * rows), squeeze=False)
     for ax in axes.flat[len(configurations):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, configurations):
+        if name is None:
+            ax.set_visible(False)
+            continue
         runs = t.runs[name]
         y = np.concatenate([r.y for r in runs])
         proba = np.concatenate([r.proba for r in runs])
@@ -61,12 +65,16 @@ def confusion_grid(t: TaskAnalysis, configurations, columns: int = 3):
 
     from .tables import confusion_summed
 
+    configurations = list(configurations) or [None]
     rows = -(-len(configurations) // columns)
     side = 1.2 + 0.45 * len(t.labels)
     fig, axes = plt.subplots(rows, columns, figsize=(side * columns + 1, side * rows), squeeze=False)
     for ax in axes.flat[len(configurations):]:
         ax.set_visible(False)
     for ax, name in zip(axes.flat, configurations):
+        if name is None:
+            ax.set_visible(False)
+            continue
         cm = confusion_summed(t, name)
         sns.heatmap(cm, annot=len(t.labels) <= 12, fmt="d", cmap="Blues", cbar=False, ax=ax)
         ax.set(xlabel="predicted", ylabel="true", title=f"{_wrap(name)}\n({len(t.runs[name])} seed(s) summed)")

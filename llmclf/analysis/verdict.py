@@ -95,8 +95,8 @@ class _Bootstrap:
     """One set of test resamples per task, shared by every interval and difference (the same indices as
     statistics.compare_configurations draws for the same seed); each configuration's distribution computed once.
 
-    The seeds are resampled too (with replacement, a stream of their own per configuration): an interval is about
-    the approach trained from any seed, not about the models these seeds happened to give. A configuration with one
+    The seeds are resampled too (with replacement, a stream of their own per configuration): an interval includes
+    the spread between seeds, not only the models these seeds happened to give (with 2-3 seeds a rough estimate). A configuration with one
     seed has nothing to redraw; its interval then describes that one trained model (the table's `seeds` says so)."""
 
     def __init__(self, y, multi_label, n_labels, n_resamples, seed, confidence=0.95):
@@ -159,6 +159,10 @@ def analyze_task(task: str, g: pd.DataFrame, n_resamples: int, seed: int, contra
             continue
         runs.setdefault(r.label, []).append(aligned)
     held_out = _held_out(g, runs, first.labels)
+    if "data_checksum" in g and g.data_checksum.dropna().nunique() > 1:
+        notes.append(f"the runs of this task saw {g.data_checksum.dropna().nunique()} different data sets (their "
+                     "data_checksum differs: the data or the split code changed between runs); compare only runs "
+                     "made on the same data, or run the study again")
     multi, labels, n_labels = first.multi_label, first.labels, len(first.labels)
     y = first.y
     preds = {k: [run.predicted() for run in v] for k, v in runs.items()}
@@ -247,8 +251,9 @@ def _held_out(g: pd.DataFrame, runs: dict, labels: list) -> dict:
     for r in g.itertuples():
         if r.run_id not in counted or not isinstance(r.run_dir, str):
             continue
-        if not (Path(r.run_dir) / HELD_OUT_PREDICTIONS_FILE).exists():
-            continue
+        held, record = Path(r.run_dir) / HELD_OUT_PREDICTIONS_FILE, Path(r.run_dir) / "record.json"
+        if not held.exists() or held.stat().st_mtime < record.stat().st_mtime:
+            continue  # not confirmed, or confirmed before this record was written: another model's predictions
         run = read_run_predictions(r.run_dir, HELD_OUT_PREDICTIONS_FILE)
         if run is not None and run.labels == labels:
             found.setdefault(r.label, []).append(run)
@@ -398,8 +403,8 @@ def contrast_lines(t: TaskAnalysis) -> list[str]:
             elif row.difference == 0:
                 sentence += "; no difference observed, so no test-set size would show one"
             else:
-                sentence += ("; no test-set size alone would show a difference of this size: the seeds' spread "
-                             "is too large, more seeds are what would")
+                sentence += ("; no test-set size alone would detect a difference of this size with these seeds "
+                             "(their spread is too large): only more seeds could narrow it")
         lines.append(sentence + ".")
     return lines
 
@@ -417,8 +422,9 @@ def verdict_lines(t: TaskAnalysis) -> list[str]:
     if b.get("constant") and b.get("floor's labels"):
         lines = [f"**Best: {md(best)}** ({chosen}) predicts the floor's labels for every text: no score to report."]
     else:
+        seeds = int(b.get("seeds") or 1)
         lines = [f"**Best: {md(best)}** ({chosen}), test F1 micro {_ci(b)} (95% bootstrap interval over test "
-                 "examples and seeds)."]
+                 + ("examples and its " + f"{seeds} seeds" if seeds > 1 else "examples; one seed") + ")."]
     lines.extend(contrast_lines(t))
     tied = t.indistinguishable()
     c = t.comparisons
@@ -510,8 +516,9 @@ def budget_lines(t: TaskAnalysis) -> list[str]:
                      + (f"{int(tokens)} tokens a text, " if tokens > 0 else "") + size)
     if not parts:
         return []
-    return ["Budget (the verdict holds for these, not for larger models, longer training or whole documents): "
-            + "; ".join(parts) + "."]
+    return ["Budget (the verdict is about these budgets; larger models, longer training and longer inputs were not "
+            "tested here; a learning rate chosen by a configuration's first seed on validation flatters that seed's "
+            "validation score, as C chosen on validation does the linear models'): " + "; ".join(parts) + "."]
 
 
 def _input_lines(t: TaskAnalysis, table: pd.DataFrame, best: str) -> list[str]:

@@ -36,9 +36,10 @@ class Case:
 
     @property
     def clf(self):
-        if self._clf is None:
-            self._clf = self.make(self.task.multi_label)
-            self._fit_returned = self._clf.fit(self.task)
+        if self._clf is None:  # kept only once fitted: a fit that raised is raised again by every check
+            clf = self.make(self.task.multi_label)
+            self._fit_returned = clf.fit(self.task)
+            self._clf = clf
         return self._clf
 
     @property

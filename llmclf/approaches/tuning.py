@@ -9,7 +9,10 @@ the record see an ordinary classifier of the chosen learning rate. The test spli
 In a study, the choice is made once per configuration: the first of its seeds to run searches the grid and writes
 the choice to `runs/<study>/_tuning/<key>.json` (under a lock, like the instruction adapters), and the other seeds
 train once at the chosen value. `key` hashes everything the choice depends on except the seed and the learning
-rate: the other parameters, the model and the training and validation data. The record's `tuning` says which
+rate: the other parameters, the model, the training and validation data (ids, texts, labels) and anything the
+caller adds (`key_extra`: a distillation teacher's probabilities). The searching seed's validation score is the best
+of the grid, so it is flattered (as any choice on validation flatters the score it was chosen by); the other seeds'
+are not. While searching, the best model so far stays loaded beside the next one (peak memory about two models). The record's `tuning` says which
 values were tried, their validation scores, the choice, and whether this run made it or reused it.
 """
 
@@ -53,11 +56,13 @@ def tuning_cache_dir(run_dir: str) -> str | None:
     return str(Path(run_dir).resolve().parent / "_tuning") if run_dir else None
 
 
-def tuned(make, cfg, model_path: str | None = None):
-    """`make(cfg)` when `cfg.learning_rate_grid` is None, else a LearningRateSearch over it (the notebooks' call)."""
+def tuned(make, cfg, model_path: str | None = None, key_extra=None):
+    """`make(cfg)` when `cfg.learning_rate_grid` is None, else a LearningRateSearch over it (the notebooks' call).
+    `key_extra`: anything else the choice depends on (the distillation teacher's probabilities)."""
     if getattr(cfg, "learning_rate_grid", None) is None:
         return make(cfg)
-    return LearningRateSearch(make, cfg, model_path=model_path, cache_dir=tuning_cache_dir(cfg.run_dir))
+    return LearningRateSearch(make, cfg, model_path=model_path, cache_dir=tuning_cache_dir(cfg.run_dir),
+                              key_extra=key_extra)
 
 
 class LearningRateSearch:
@@ -65,8 +70,9 @@ class LearningRateSearch:
     After `fit`, every attribute not defined here is the kept model's (`predict_proba`, `threshold`, `save`, `cfg`
     with the chosen learning rate, ...); `base_cfg` is the configuration searched from."""
 
-    def __init__(self, make, cfg, model_path: str | None = None, cache_dir: str | None = None):
+    def __init__(self, make, cfg, model_path: str | None = None, cache_dir: str | None = None, key_extra=None):
         self.make, self.base_cfg, self.model_path, self.cache_dir = make, cfg, model_path, cache_dir
+        self.key_extra = key_extra
         self.grid = [float(v) for v in cfg.learning_rate_grid]
         self.epochs = cfg.epochs  # what fit_and_evaluate is told before fit, as for any approach
         self.best = None
@@ -82,8 +88,11 @@ class LearningRateSearch:
 
     def key(self, task) -> str:
         params = {k: v for k, v in self.base_cfg.to_dict().items() if k not in NOT_IN_KEY}
-        data = [task.labels, task.multi_label, task.train.ids, np.asarray(task.train.y).tolist(),
-                task.validation.ids, np.asarray(task.validation.y).tolist()]
+        data = [task.labels, task.multi_label, task.train.ids, task.train.texts, np.asarray(task.train.y).tolist(),
+                task.validation.ids, task.validation.texts, np.asarray(task.validation.y).tolist()]
+        if self.key_extra is not None:  # e.g. a teacher's probabilities: the choice depends on them too
+            extra = np.ascontiguousarray(np.asarray(self.key_extra))
+            data.append(hashlib.sha256(extra.tobytes() + str(extra.shape).encode()).hexdigest())
         model = None
         if self.model_path:
             from ..models.loading import model_checksum
@@ -95,17 +104,21 @@ class LearningRateSearch:
     def fit(self, task) -> "LearningRateSearch":
         start = time.perf_counter()
         path = Path(self.cache_dir) / f"{self.key(task)}.json" if self.cache_dir else None
+        choice = None
         if path is None:
             self._search(task, start)
         else:
-            with build_lock(path):  # seeds run side by side wait for the first one's search
+            # seeds run side by side wait for the first one's search, not for each other's training
+            with build_lock(path):
                 if path.exists():
-                    self._train_chosen(task, json.loads(path.read_text()), start)
+                    choice = json.loads(path.read_text())
                 else:
                     self._search(task, start)
                     tmp = path.with_suffix(".tmp")
                     tmp.write_text(json.dumps({**self.tuning, "made_by_seed": self.base_cfg.seed}, indent=1))
                     tmp.replace(path)
+        if choice is not None:
+            self._train_chosen(task, choice, start)
         return self
 
     def _candidate(self, task, lr: float):
@@ -136,7 +149,7 @@ class LearningRateSearch:
             if kept is None or score > kept[1]:
                 kept = (clf, score, seconds)
             del clf
-            gc.collect()  # a model that lost is freed before the next one loads
+            gc.collect()  # a model that lost is freed; the best so far stays loaded (peak memory: about two)
         self._keep(kept[0], kept[2], start)
         self.tuning = {"grid": self.grid, "validation_f1_micro": scores, "chosen": kept[0].cfg.learning_rate,
                        "metric": "validation F1 micro", "searched_here": True, "trainings": len(self.grid)}

@@ -196,6 +196,8 @@ def _execute_claimed(spec: RunSpec, runs_root: Path, kernel_name: str | None = N
                   if previous and previous.get("status") == "done" and not spec.redo else None)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / PROGRESS_FILE).unlink(missing_ok=True)
+    # an earlier attempt's held-out predictions (`llmclf confirm`) describe a model this run replaces
+    (run_dir / "heldout_predictions.parquet").unlink(missing_ok=True)
     started = now()
     # a record from the start, replacing a failed or stale attempt's (never mixed in): a process that dies mid-run
     # leaves one that says the run did not finish, and where it ran (issue 13)
