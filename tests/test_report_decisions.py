@@ -199,14 +199,19 @@ contrasts:
         load_study(study)
 
 
-@pytest.mark.parametrize("study_file", ["params/default.yaml", "params/patents.yaml"])
-def test_the_shipped_studies_declare_their_contrasts(study_file):
+# the paper's five (head vs instruction, head vs encoder, instruction vs encoder, 4-bit vs unquantized, student vs
+# encoder); patents has two instruction-tuning labels (score, constrained), so the two pairs with it count twice
+@pytest.mark.parametrize("study_file, n_pairs", [("params/default.yaml", 5), ("params/patents.yaml", 7)])
+def test_the_shipped_studies_declare_their_contrasts(study_file, n_pairs):
     from pathlib import Path
 
     from llmclf.study.spec import load_study, read_yaml, study_contrasts
 
     path = Path(__file__).resolve().parent.parent / study_file
-    assert len(study_contrasts(read_yaml(path), load_study(path), path)) == 5
+    pairs = study_contrasts(read_yaml(path), load_study(path), path)
+    assert len(pairs) == n_pairs
+    named = {label for pair in pairs for label in pair}
+    assert {"embedding head, 4-bit base", "MiniLM-L6 distilled from the best LLM run"} <= named
 
 
 def test_words_say_what_the_numbers_say(pristine):
