@@ -13,13 +13,27 @@ from llmclf.progress import PROGRESS_FILE, Progress, describe, read_progress, tr
 
 
 def test_progress_writes_phase_step_total_elapsed_and_eta(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from llmclf import progress
+
     monkeypatch.setenv("LLMCLF_RUN_DIR", str(tmp_path))
-    with Progress("embed train", total=4, bar=False) as p:
-        state = read_progress(tmp_path)
-        assert state["phase"] == "embed train" and state["step"] == 0 and state["total"] == 4
-        p.update(4)
+    clock = SimpleNamespace(now=100.0)  # the module's clock, set by hand: elapsed and eta are exact
+    with monkeypatch.context() as mp:
+        mp.setattr(progress, "time", SimpleNamespace(perf_counter=lambda: clock.now, time=time.time))
+        with Progress("embed train", total=4, bar=False) as p:
+            state = read_progress(tmp_path)
+            assert state["phase"] == "embed train" and state["step"] == 0 and state["total"] == 4
+            assert state["elapsed"] == 0.0 and state["eta"] is None  # no step yet: no rate to project
+            clock.now = 102.5
+            p.update(1)
+            state = read_progress(tmp_path)
+            assert (state["step"], state["elapsed"], state["eta"]) == (1, 2.5, 7.5)  # 2.5 s a step, 3 steps left
+            clock.now = 103.0
+            p.update(3)
     state = json.loads((tmp_path / PROGRESS_FILE).read_text())
-    assert state["step"] == 4 and state["eta"] == 0 and state["elapsed"] >= 0
+    assert (state["step"], state["elapsed"], state["eta"]) == (4, 3.0, 0)
+    assert describe(state) == "embed train 4/4 (100%), 3 s, about 0 s left"
     assert list(track(range(3), "predict", bar=False)) == [0, 1, 2]
     assert read_progress(tmp_path)["phase"] == "predict" and read_progress(tmp_path)["step"] == 3
     assert describe(read_progress(tmp_path)).startswith("predict 3/3 (100%)")
