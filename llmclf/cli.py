@@ -59,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
                        "(the report's held-out confirmation)")
     p.add_argument("study", help="study file (params/<study>.yaml) or study name")
     p.add_argument("--runs-root", default="runs")
+    p.add_argument("--max-held-out", type=int, default=None, metavar="N",
+                   help="score at most N held-out rows a task (a stratified sample, the same rows for every run); "
+                   "default: the study file's max_held_out, else every row")
 
     p = sub.add_parser("params", help="list a notebook's parameters with their help text")
     p.add_argument("notebook", help="e.g. 10_embedding_head")
@@ -152,7 +155,12 @@ def main(argv: list[str] | None = None) -> int:
 
             name, study_runs = _study_runs(args.study)
             ids = list((study_runs or {}).get("runs") or {}) or None
-            out = confirm_study(name, args.runs_root, run_ids=ids)
+            cap = (study_runs or {}).get("max_held_out")
+            if args.max_held_out is not None:
+                from .study.spec import study_max_held_out
+
+                cap = study_max_held_out({"max_held_out": args.max_held_out}, "--max-held-out")
+            out = confirm_study(name, args.runs_root, run_ids=ids, max_held_out=cap)
             print(f"llmclf confirm {name}: {len(out['scored'])} run(s) scored on the held-out test rows, "
                   f"{len(out['skipped'])} skipped, {len(out['failed'])} failed")
             for run_id, why in {**out["skipped"], **out["failed"]}.items():
@@ -195,7 +203,7 @@ def _study_runs(study: str) -> tuple[str, dict | None]:
     from pathlib import Path
 
     from .config import check_name
-    from .study.spec import load_study, read_yaml, study_contrasts
+    from .study.spec import load_study, read_yaml, study_contrasts, study_max_held_out
 
     path = Path(study)
     if not (path.suffix in (".yaml", ".yml") or path.is_file()):
@@ -207,7 +215,8 @@ def _study_runs(study: str) -> tuple[str, dict | None]:
     doc = read_yaml(path) or {}
     runs = {s.run_id: {"label": s.label, "notebook": s.notebook, "task": s.task} for s in specs}
     return specs[0].study, {"study": specs[0].study, "file": str(path), "description": doc.get("description") or "",
-                            "runs": runs, "contrasts": study_contrasts(doc, specs, path)}
+                            "runs": runs, "contrasts": study_contrasts(doc, specs, path),
+                            "max_held_out": study_max_held_out(doc, path)}
 
 
 if __name__ == "__main__":

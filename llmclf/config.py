@@ -292,6 +292,42 @@ def check_threshold(value) -> str:
     if not 0 < number < 1:
         raise ConfigError(f"parameter 'threshold' must be in (0, 1) when a number, got {value!r}")
     return value
+
+
+LONG_TEXT_HELP = ("How a text longer than `max_length` tokens is read: 'truncate' (its first max_length tokens) or "
+                  "'chunks' (windows of max_length tokens, `chunk_stride` of them shared with the window before, at "
+                  "most `max_chunks` a text, run as one batch and pooled by `chunk_pooling`), in training and "
+                  "prediction alike.")
+
+
+@dataclass
+class LongTextParams(Config):
+    """Long documents: read the first window only, or several windows pooled (the embedding head, the encoder
+    and frozen embeddings)."""
+
+    long_text: str = param("truncate", LONG_TEXT_HELP, choices=("truncate", "chunks"))
+    max_chunks: int = param(4, "'chunks': windows read per text at most (the first ones); bounds the cost at "
+                            "max_chunks x a window's. The record says how many tokens a text was read on average.")
+    chunk_stride: int = param(0, "'chunks': tokens each window repeats from the end of the one before (the "
+                              "`stride` of Hugging Face tokenizers), so that no sentence is only ever seen cut; "
+                              "at most max_length // 2 - 2.")
+    chunk_pooling: str = param("mean", "'chunks': how a text's windows become one prediction: 'mean' of the "
+                               "windows' embeddings (for a linear head, the same as the mean of their logits) or "
+                               "'max' of the windows' logits (frozen embeddings: the per-dimension max of the "
+                               "embeddings); 'max' lets one window decide, as a multi-label 'any part says so'. "
+                               "batch_size and eval_batch_size count texts: a batch holds up to max_chunks times as "
+                               "many windows.", choices=("mean", "max"))
+
+    def validate(self):
+        super().validate()
+        if self.max_chunks < 1:
+            raise ConfigError(f"parameter 'max_chunks' must be >= 1, got {self.max_chunks}")
+        most = max(self.max_length // 2 - 2, 0)
+        if not 0 <= self.chunk_stride <= most:
+            raise ConfigError(f"parameter 'chunk_stride' must be in [0, max_length // 2 - 2] = [0, {most}] (a window "
+                              f"must move forward by at least half of itself), got {self.chunk_stride}")
+
+
 # papermill starts kernels with these: the kernel's "running over TCP without encryption" warning is not shown
 KERNEL_ARGUMENTS = ["--IPKernelApp.log_level=ERROR"]
 NOTEBOOKS_DIR = Path(__file__).resolve().parent / "notebooks"  # package data: found wherever llmclf is installed
@@ -349,7 +385,7 @@ class DataExplorationConfig(DataParams, RunParams):
 
 
 @dataclass
-class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
+class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, LongTextParams, RunParams):
     """notebooks/10_embedding_head.ipynb: a classification head on a causal LM's pooled hidden state."""
 
     model: str = param("", MODEL_HELP)
@@ -357,6 +393,12 @@ class EmbeddingHeadConfig(DataParams, TrainParams, LoraParams, RunParams):
                          choices=("last", "mean"))
     append_eos: bool = param(True, "End every (truncated) text with the EOS token, so that the last token, which "
                              "the head reads, is the same summary position for every text.")
+    head_init: str = param("random", "Initial head: 'random' (transformers' init of the `score` layer) or "
+                           "'label_tokens': each label's row is the LM head's row of the label's first token (the "
+                           "label name after a space, as a verbalizer), so that before any training step the head "
+                           "scores labels as the LM scores them as the next token at the position it reads (with "
+                           "append_eos: after the EOS, where no question was asked; what the start is worth is "
+                           "measured, e.g. params/long.yaml).", choices=("random", "label_tokens"))
     threshold: str | float = param("validation", THRESHOLD_HELP, check=lambda v: check_threshold(v))
     class_weight: str = param("none", CLASS_WEIGHT_HELP, choices=CLASS_WEIGHTS)
     trust_remote_code: bool = param(False, "Allow code shipped with the model (off: never run code from folders).")
@@ -425,7 +467,7 @@ class InstructionConfig(DataParams, TrainParams, LoraParams, RunParams):
 
 
 @dataclass
-class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
+class BaselineConfig(DataParams, TrainParams, LoraParams, LongTextParams, RunParams):
     """notebooks/30_baselines.ipynb: one baseline per run, chosen by `baseline`."""
 
     baseline: str = param("tfidf", "encoder: fine-tune a BERT-style encoder; frozen: linear head on frozen "
@@ -471,6 +513,9 @@ class BaselineConfig(DataParams, TrainParams, LoraParams, RunParams):
         if self.baseline != "encoder" and self.learning_rate_grid is not None:
             raise ConfigError(f"parameter 'learning_rate_grid' applies to the 'encoder' baseline only ('frozen' and "
                               f"'tfidf' choose C from c_values on validation); got baseline={self.baseline!r}")
+        if self.baseline == "tfidf" and self.long_text != "truncate":
+            raise ConfigError("parameter 'long_text' applies to 'encoder' and 'frozen' (TF-IDF reads the whole text "
+                              f"already with tfidf_input='full'); got long_text={self.long_text!r} with baseline='tfidf'")
         if self.baseline != "tfidf":  # TF-IDF reads no model
             check_model_name(self.model)
             # an encoder's tokenizer adds [CLS] and [SEP]; a causal LM with append_eos adds the EOS

@@ -88,3 +88,38 @@ def test_a_run_whose_test_split_no_longer_matches_fails_alone(confirmed, tmp_pat
     record.write_text(json.dumps(r))
     out = confirm_study("s", copy, progress=False)
     assert out["scored"] == ["tfidf-logreg"] and "no longer gives the test split" in out["failed"]["tfidf-svm"]
+
+
+def test_max_held_out_scores_the_same_stratified_sample_for_every_run(confirmed, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    root, _ = confirmed
+    copy = tmp_path / "runs"
+    shutil.copytree(root, copy)
+    total = len(pd.read_parquet(copy / "s" / "tfidf-logreg" / HELD_OUT_PREDICTIONS_FILE))
+    out = confirm_study("s", copy, progress=False, max_held_out=3)
+    assert sorted(out["scored"]) == ["tfidf-logreg", "tfidf-svm"]  # another cap: scored again, not "already"
+    ids = [pd.read_parquet(copy / "s" / r / HELD_OUT_PREDICTIONS_FILE)["id"].tolist() for r in ("tfidf-logreg",
+                                                                                              "tfidf-svm")]
+    assert ids[0] == ids[1] and len(ids[0]) == 3 < total
+    again = confirm_study("s", copy, progress=False, max_held_out=3)
+    assert again["scored"] == []
+
+    def labels(run):
+        frame = pd.read_parquet(copy / "s" / run / HELD_OUT_PREDICTIONS_FILE)
+        return frame.filter(like="y:").to_numpy().argmax(1)
+
+    counts = np.bincount(labels("tfidf-logreg"), minlength=3)
+    assert counts.max() - counts.min() <= 1  # stratified: the three topics alike
+
+
+def test_max_held_out_is_checked_in_the_study_file(tmp_path):
+    from llmclf.config import ConfigError
+    from llmclf.study.spec import study_max_held_out
+
+    assert study_max_held_out({}) is None and study_max_held_out({"max_held_out": 600}) == 600
+    for bad in (0, -3, 2.5, "600", True):
+        with pytest.raises(ConfigError, match="max_held_out"):
+            study_max_held_out({"max_held_out": bad}, "params/x.yaml")

@@ -38,7 +38,8 @@ def confirmation(t: TaskAnalysis, n_resamples: int = 2000, seed: int = 0) -> tup
                      "seeds": len(preds[name]), "test f1_micro": table.loc[name, "f1_micro"],
                      "held-out f1_micro": ci["estimate"], "held-out low": ci["low"], "held-out high": ci["high"]})
     out = pd.DataFrame(rows)
-    lines = [f"Held-out confirmation ({len(y):,} test rows that `max_test` left out, which no run, threshold or "
+    lines = [f"Held-out confirmation ({len(y):,} test rows that `max_test` left out (all of them, or a stratified "
+             "sample of them, `max_held_out`), which no run, threshold or "
              f"choice read; scored by the kept models of {len(order)} configuration{'s' * (len(order) != 1)}"
              + (f"; not scored: {', '.join(md(k) for k in table.index if k not in preds and table.loc[k, 'kind'] != FLOOR)}"
                 " (no kept model, or not every seed confirmed)"

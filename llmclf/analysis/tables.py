@@ -20,7 +20,7 @@ RESULT_COLUMNS = ["task", "label", "family", "seed", "run_id", "status", "f1_mic
                   "accuracy", "precision_at_1", "threshold", "load_seconds", "train_seconds", "validation_seconds",
                   "predict_seconds", "train_ex_per_s", "infer_ex_per_s", "trainable_params", "total_params",
                   "peak_rss_mb", "peak_gpu_mb", "resolved_dtype", "device", "max_length", "text_tokens",
-                  "truncated_share", "tfidf_input", "features_cached", "model", "git_commit", "git_dirty",
+                  "truncated_share", "tokens_read", "long_text", "max_chunks", "tfidf_input", "features_cached", "model", "git_commit", "git_dirty",
                   "teacher_run_id", "wall_seconds"]
 
 
@@ -49,6 +49,8 @@ def results_table(t: TaskAnalysis) -> pd.DataFrame:
         budget = ("full text" if r.get("tfidf_input") == "full" else
                   f"{_num(r.get('text_tokens'), '.0f')} of {_num(r.get('max_length'), '.0f')} tokens"
                   if not pd.isna(r.get("max_length")) else "-")
+        if r.get("long_text") == "chunks":
+            budget = f"up to {_num(r.get('max_chunks'), '.0f')} windows of " + budget
         row = {"configuration": r.configuration + (" (floor)" if floor else ""), "family": r.family,
                "seeds": int(r.seeds) if not floor else "-",
                "validation F1 micro": _num(r.get("validation f1_micro"), ".3f"),
@@ -64,6 +66,7 @@ def results_table(t: TaskAnalysis) -> pd.DataFrame:
         if not floor and r.get("constant") is True and r.get("floor's labels") is not True:
             row["vs floor"] += " (one answer for every text)"
         row.update({"input budget": budget, "texts cut": _num(r.get("truncated_share"), ".0%"),
+                    "text tokens read": _num(r.get("tokens_read"), ",.0f"),
                     "train s": _num(r.get("train_seconds"), ".1f"), "load s": _num(r.get("load_seconds"), ".1f"),
                     "validation s": _num(r.get("validation_seconds"), ".1f"),
                     "infer ex/s": _num(r.get("infer_ex_per_s"), ".1f"),

@@ -332,11 +332,13 @@ def _table(g, y, preds, floor_labels, runs, comparisons, multi, n_labels, boot, 
                 row["P@1"] = float(np.mean([_p_at_1(y, r.proba, r.invalid) for r in runs[name]]))
             for col in ("load_seconds", "train_seconds", "validation_seconds", "infer_ex_per_s", "trainable_params",
                         "total_params", "n_train", "epochs", "lr_grid_size", "c_grid_size", "max_length", "text_tokens",
-                        "truncated_share"):
+                        "truncated_share", "tokens_read", "max_chunks"):
                 row[col] = pd.to_numeric(c[col], errors="coerce").median() if col in c else float("nan")
             memory = pd.to_numeric(c.peak_gpu_mb, errors="coerce")
             row["peak_memory_mb"] = memory.max() if memory.notna().any() else pd.to_numeric(c.peak_rss_mb).max()
             row["dtype"] = ", ".join(sorted({str(v) for v in c.resolved_dtype.dropna()}))
+            row["model"] = ", ".join(sorted({str(v) for v in c.model.dropna()})) if "model" in c else ""
+            row["long_text"] = ", ".join(sorted({str(v) for v in c.long_text.dropna()})) if "long_text" in c else ""
             row["device"] = ", ".join(sorted({str(v) for v in c.device.dropna()}))
             row["tfidf_input"] = c.tfidf_input.iloc[0]
             rates = sorted({float(v) for v in pd.to_numeric(c.get("learning_rate", pd.Series(dtype=float)),

@@ -8,6 +8,7 @@ and position ids follow the mask, so left- and right-padded batches give the sam
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from ..config import ConfigError
@@ -55,6 +56,16 @@ def check_causal_lm(model_path: str, trust_remote_code: bool = False) -> None:
                           "baseline='encoder' (or 'frozen')")
 
 
+def label_token(tokenizer, label: str) -> int:
+    """The first token of ' ' + label that is not whitespace alone (a SentencePiece tokenizer may split off a bare
+    '▁', which every label would share)."""
+    ids = tokenizer(" " + label, add_special_tokens=False)["input_ids"]
+    for i in ids:
+        if tokenizer.decode([i]).strip():
+            return i
+    raise ConfigError(f"head_init='label_tokens': label {label!r} tokenizes to whitespace only")
+
+
 class EmbeddingHeadClassifier(FineTunedClassifier):
     """fit(task) then predict_proba(texts) -> (n, n_labels) probabilities, as in scikit-learn.
     `cfg`: an EmbeddingHeadConfig; `model_path`: a local causal LM folder (`llmclf.resolve_model`)."""
@@ -71,9 +82,32 @@ class EmbeddingHeadClassifier(FineTunedClassifier):
                                 trust_remote_code=cfg.trust_remote_code, num_labels=n_labels,
                                 problem_type="multi_label_classification" if multi_label else None)
         model.config.pad_token_id = self.tokenizer.pad_token_id
+        if cfg.head_init == "label_tokens":
+            self._init_from_label_tokens(model)
         model = wrap_lora(model, cfg, task_type="SEQ_CLS")  # the head and adapters train in float32
         self.net = PooledClassifier(model, cfg.pooling, multi_label)
         self.trainable_params, self.total_params = count_parameters(model)
+
+    def _init_from_label_tokens(self, model) -> None:
+        """The head's rows := the LM head's rows of each label's first token (' ' + label), and no bias: the head
+        then scores what the LM's next-token logits say at the position it reads. Labels that share a first token
+        start equal (recorded, with a warning): training has to tell them apart."""
+        import warnings
+
+        from ..models.loading import lm_head_rows
+
+        first = [label_token(self.tokenizer, label) for label in self.labels]
+        rows = lm_head_rows(model, self.model_path, first)
+        with torch.no_grad():
+            model.score.weight.copy_(rows.to(model.score.weight.dtype))
+            if model.score.bias is not None:
+                model.score.bias.zero_()
+        pieces = self.tokenizer.convert_ids_to_tokens(first)
+        shared = sorted({p for p in pieces if pieces.count(p) > 1})
+        if shared:
+            warnings.warn(f"head_init='label_tokens': labels share the first token(s) {shared}; their rows start "
+                          "equal", stacklevel=2)
+        self.fit_stats["label_tokens"] = {"tokens": pieces, "shared": shared}
 
     def _logits(self, input_ids, attention_mask):
         return self.net(input_ids, attention_mask)["logits"]

@@ -27,7 +27,8 @@ import torch
 
 from ..config import BaselineConfig, ConfigError
 from ..locking import build_lock
-from .batching import encode_batch, length_batches, pool, position_ids_from_mask, token_budget
+from .batching import (encode_batch, encode_windows, length_batches, pad_windows, pool, pool_windows,
+                       position_ids_from_mask, token_budget)
 from .linear import count_linear_parameters, fit_linear_on_validation, predict_proba_linear
 
 CACHE_FORMAT = 1  # bump when the way embeddings are computed changes: old files are then never read
@@ -45,10 +46,14 @@ def model_identity(model_path: str) -> str:
 
 
 def embedding_key(model_path: str, pooling: str, max_length: int, dtype: str, texts: list[str],
-                  quantization: str = "none", append_eos: bool = False) -> str:
+                  quantization: str = "none", append_eos: bool = False, chunks: dict | None = None) -> str:
+    """`chunks` (long_text='chunks': max_chunks, stride, chunk pooling) enters the key only when set, so that
+    the first window's embeddings keep the key they always had."""
     spec = {"format": CACHE_FORMAT, "model": model_identity(model_path), "pooling": pooling,
             "max_length": max_length, "dtype": dtype, "quantization": quantization, "append_eos": append_eos,
             "texts": texts_checksum(texts)}
+    if chunks is not None:
+        spec["chunks"] = chunks
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:32]
 
 
@@ -113,19 +118,29 @@ def is_causal_lm(config) -> bool:
 
 @torch.inference_mode()
 def embed_texts(model, tokenizer, texts: list[str], *, pooling: str, max_length: int, batch_size: int,
-                causal: bool, append_token: int | None = None, phase: str = "embed") -> np.ndarray:
+                causal: bool, append_token: int | None = None, phase: str = "embed", chunks: dict | None = None,
+                chunk_pooling: str = "mean") -> np.ndarray:
     """(n, hidden) float32 pooled last hidden states, in batched no-grad passes over texts sorted by length;
-    `append_token` ends every text (after truncation to max_length - 1)."""
+    `append_token` ends every text (after truncation to max_length - 1). With `chunks` ({'max_chunks', 'stride'}:
+    long_text='chunks') each text is read as windows, pooled each, and the windows' vectors are pooled into one
+    by `chunk_pooling` (mean, or the per-dimension max)."""
     from ..progress import track
 
     device = next(model.parameters()).device
     out = None
     for idx in track(list(length_batches([len(t) for t in texts], batch_size)), phase):
-        enc = encode_batch(tokenizer, [texts[i] for i in idx], max_length, append_token)
+        batch = [texts[i] for i in idx]
+        if chunks is None:
+            enc = encode_batch(tokenizer, batch, max_length, append_token)
+        else:
+            enc = pad_windows(tokenizer, encode_windows(tokenizer, batch, max_length, append_token, **chunks))
         enc = {k: v.to(device) for k, v in enc.items()}
         kwargs = {"position_ids": position_ids_from_mask(enc["attention_mask"]), "use_cache": False} if causal else {}
         hidden = model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], **kwargs).last_hidden_state
-        pooled = pool(hidden.float(), enc["attention_mask"], pooling).cpu().numpy()  # a bfloat16 mean loses digits
+        pooled = pool(hidden.float(), enc["attention_mask"], pooling)  # a bfloat16 mean loses digits
+        if chunks is not None:
+            pooled = pool_windows(pooled, enc["chunk_owner"], chunk_pooling)
+        pooled = pooled.cpu().numpy()
         if out is None:
             out = np.zeros((len(texts), pooled.shape[1]), dtype=np.float32)
         out[idx] = pooled
@@ -168,6 +183,19 @@ class FrozenEmbeddingClassifier:
         self.fit_stats = self.precision.record()  # the record's requested, compute and master dtype
         self.dtype = self.precision.compute_dtype  # the cache key: 'auto' is float32 here, bf16 elsewhere
 
+    @property
+    def chunks(self) -> dict | None:
+        """{'max_chunks', 'stride'} when texts are read as several windows (long_text='chunks'), else None."""
+        if self.cfg.long_text != "chunks":
+            return None
+        return {"max_chunks": self.cfg.max_chunks, "stride": self.cfg.chunk_stride}
+
+    def _embed(self, texts: list[str], phase: str = "embed") -> np.ndarray:
+        cfg = self.cfg
+        return embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling, max_length=cfg.max_length,
+                           batch_size=cfg.eval_batch_size, causal=self.causal, append_token=self.append_token,
+                           phase=phase, chunks=self.chunks, chunk_pooling=cfg.chunk_pooling)
+
     def _load(self):
         from transformers import AutoModel
 
@@ -187,8 +215,9 @@ class FrozenEmbeddingClassifier:
         record."""
         cfg = self.cfg
         start = time.perf_counter()
+        chunks = None if self.chunks is None else {**self.chunks, "pooling": cfg.chunk_pooling}
         key = embedding_key(self.model_path, cfg.pooling, cfg.max_length, self.dtype, texts, cfg.quantization,
-                            self.append_eos)
+                            self.append_eos, chunks)
         # runs side by side (issue 13): computed once, then loaded; nothing is written (not even a lock) unless stored
         with build_lock(embedding_cache_path(key)) if store else nullcontext():
             cached = load_embeddings(key, len(texts))
@@ -199,14 +228,13 @@ class FrozenEmbeddingClassifier:
             else:
                 if self.model is None:
                     self._load()
-                embeddings = embed_texts(self.model, self.tokenizer, texts, pooling=cfg.pooling,
-                                         max_length=cfg.max_length, batch_size=cfg.eval_batch_size, causal=self.causal,
-                                         append_token=self.append_token, phase=f"embed {name}")
+                embeddings = self._embed(texts, phase=f"embed {name}")
                 if store:
                     save_embeddings(key, embeddings, {"model": model_identity(self.model_path), "pooling": cfg.pooling,
                                                       "max_length": cfg.max_length, "dtype": self.dtype,
                                                       "quantization": cfg.quantization,
-                                                      "append_eos": self.append_eos, "n_texts": len(texts),
+                                                      "append_eos": self.append_eos, "chunks": chunks,
+                                                      "n_texts": len(texts),
                                                       "model_params": self._model_params})
                 self.embedding_cache[name] = "miss"
         self.embedding_seconds[name] = time.perf_counter() - start
@@ -243,16 +271,15 @@ class FrozenEmbeddingClassifier:
         """One untimed batch through the model, not cached. Nothing to warm when the model was never loaded
         (every split came from the embedding cache)."""
         if self.model is not None:
-            embed_texts(self.model, self.tokenizer, list(texts), pooling=self.cfg.pooling,
-                        max_length=self.cfg.max_length, batch_size=self.cfg.eval_batch_size, causal=self.causal,
-                        append_token=self.append_token)
+            self._embed(list(texts))
 
     def input_budget(self, texts: list[str]) -> dict:
         """max_length, the tokens left for the text, and the share of `texts` cut (the tokenizer alone)."""
         from ..models.loading import load_tokenizer
 
         tokenizer = getattr(self, "tokenizer", None) or load_tokenizer(self.model_path, self.cfg.trust_remote_code)
-        return token_budget(tokenizer, texts, self.cfg.max_length, self.append_eos)
+        return token_budget(tokenizer, texts, self.cfg.max_length, self.append_eos, long_text=self.cfg.long_text,
+                            **(self.chunks or {}))
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         name = self._split_names.get(texts_checksum(texts), "predict")

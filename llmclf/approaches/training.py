@@ -9,16 +9,25 @@ import numpy as np
 import torch
 
 from ..models.precision import Precision
-from .batching import encode, encode_batch, length_batches, token_budget
+from .batching import encode, encode_batch, encode_windows, length_batches, pad_windows, pool_windows, token_budget
 
 
 class TokenizedDataset(torch.utils.data.Dataset):
-    """Texts tokenized once, unpadded: the collator pads each batch to its own longest text (dynamic padding)."""
+    """Texts tokenized once, unpadded: the collator pads each batch to its own longest text (dynamic padding).
+    With `chunks` (long_text='chunks': {'max_chunks', 'stride'}) an item holds each of its text's windows
+    (batching.encode_windows), and `ChunkCollator` pads them."""
 
     def __init__(self, tokenizer, texts: list[str], max_length: int, labels: np.ndarray | None = None,
-                 append_token: int | None = None):
-        self.encodings = encode(tokenizer, texts, max_length, append_token)
+                 append_token: int | None = None, chunks: dict | None = None):
         self.labels = labels
+        if chunks is None:
+            self.encodings = encode(tokenizer, texts, max_length, append_token)
+            return
+        windows = encode_windows(tokenizer, texts, max_length, append_token, **chunks)
+        self.encodings = {"input_ids": [[] for _ in texts], "attention_mask": [[] for _ in texts]}
+        for ids, mask, owner in zip(windows["input_ids"], windows["attention_mask"], windows["owner"]):
+            self.encodings["input_ids"][owner].append(ids)
+            self.encodings["attention_mask"][owner].append(mask)
 
     def __len__(self):
         return len(self.encodings["input_ids"])
@@ -29,6 +38,26 @@ class TokenizedDataset(torch.utils.data.Dataset):
             label = self.labels[i]
             item["labels"] = label.tolist() if isinstance(label, np.ndarray) else int(label)
         return item
+
+
+class ChunkCollator:
+    """Pads a batch of texts' windows (TokenizedDataset with chunks) into one batch of windows, with
+    `chunk_owner` (window -> text in the batch) and one label per text."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items: list[dict]) -> dict:
+        windows = {"input_ids": [], "attention_mask": [], "owner": []}
+        for j, item in enumerate(items):
+            windows["input_ids"] += item["input_ids"]
+            windows["attention_mask"] += item["attention_mask"]
+            windows["owner"] += [j] * len(item["input_ids"])
+        batch = pad_windows(self.tokenizer, windows)
+        if "labels" in items[0]:
+            labels = [item["labels"] for item in items]
+            batch["labels"] = torch.tensor(labels, dtype=torch.float32 if isinstance(labels[0], list) else torch.long)
+        return batch
 
 
 class FineTunedClassifier:
@@ -62,6 +91,21 @@ class FineTunedClassifier:
     def append_token(self) -> int | None:
         return None
 
+    @property
+    def chunks(self) -> dict | None:
+        """{'max_chunks', 'stride'} when texts are read as several windows (long_text='chunks'), else None."""
+        if getattr(self.cfg, "long_text", "truncate") != "chunks":
+            return None
+        return {"max_chunks": self.cfg.max_chunks, "stride": self.cfg.chunk_stride}
+
+    def _text_logits(self, input_ids, attention_mask, chunk_owner=None):
+        """One row of logits a text: the windows' logits pooled by `chunk_pooling` when the batch is of windows.
+        The mean of a linear head's logits is the head of the windows' mean embedding."""
+        logits = self._logits(input_ids, attention_mask)
+        if chunk_owner is None:
+            return logits
+        return pool_windows(logits.float(), chunk_owner, self.cfg.chunk_pooling)
+
     def fit(self, task):
         self.labels, self.multi_label = task.labels, task.multi_label
         start = time.perf_counter()
@@ -71,15 +115,19 @@ class FineTunedClassifier:
         self.phase_seconds = {"load": time.perf_counter() - start}
         y = task.train.y.astype(np.float32) if task.multi_label else task.train.y
         data = TokenizedDataset(self.tokenizer, task.train.texts, self.cfg.max_length, labels=y,
-                                append_token=self.append_token)
+                                append_token=self.append_token, chunks=self.chunks)
         self.class_weights = None
         if getattr(self.cfg, "class_weight", "none") == "balanced":
             from .decisions import balanced_weights
 
             self.class_weights = balanced_weights(task.train.y, task.n_labels, task.multi_label)
-        net = self.net if self.class_weights is None else WeightedLoss(self.net, self._logits, self.class_weights,
-                                                                       task.multi_label)
-        self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg, precision=self.precision)
+        net, collator = self.net, None
+        if self.class_weights is not None or self.chunks is not None:  # our loss, on one row of logits a text
+            net = TextLoss(self.net, self._text_logits, task.multi_label, self.class_weights)
+        if self.chunks is not None:
+            collator = ChunkCollator(self.tokenizer)
+        self.log_history = train_with_trainer(net, data, self.tokenizer, self.cfg, collator=collator,
+                                              precision=self.precision)
         self.validation_proba = None
         if task.multi_label:
             from .decisions import threshold_on_validation
@@ -89,7 +137,9 @@ class FineTunedClassifier:
 
     def input_budget(self, texts: list[str]) -> dict:
         """max_length, the tokens left for the text after special tokens, and the share of `texts` cut."""
-        return token_budget(self.tokenizer, texts, self.cfg.max_length, self.append_token is not None)
+        chunks = self.chunks or {}
+        return token_budget(self.tokenizer, texts, self.cfg.max_length, self.append_token is not None,
+                            long_text=getattr(self.cfg, "long_text", "truncate"), **chunks)
 
     @torch.inference_mode()
     def predict_proba(self, texts: list[str], phase: str = "predict") -> np.ndarray:
@@ -100,28 +150,41 @@ class FineTunedClassifier:
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         batches = list(length_batches([len(t) for t in texts], self.cfg.eval_batch_size))
         for idx in track(batches, phase, run_dir=self.cfg.run_dir or None):
-            enc = encode_batch(self.tokenizer, [texts[i] for i in idx], self.cfg.max_length, self.append_token)
+            batch = [texts[i] for i in idx]
+            if self.chunks is None:
+                enc = encode_batch(self.tokenizer, batch, self.cfg.max_length, self.append_token)
+            else:
+                enc = pad_windows(self.tokenizer, encode_windows(self.tokenizer, batch, self.cfg.max_length,
+                                                                 self.append_token, **self.chunks))
+            owner = enc["chunk_owner"].to(device) if "chunk_owner" in enc else None
             with self.precision.autocast():
-                logits = self._logits(enc["input_ids"].to(device), enc["attention_mask"].to(device)).float()
+                logits = self._text_logits(enc["input_ids"].to(device), enc["attention_mask"].to(device),
+                                           owner).float()
             probs = torch.sigmoid(logits) if self.multi_label else torch.softmax(logits, dim=-1)
             out[idx] = probs.cpu().numpy()
         return out
 
 
-class WeightedLoss(torch.nn.Module):
-    """The net with a class-weighted loss (class_weight: balanced): cross-entropy with per-class weights, or binary
-    cross-entropy with per-label pos_weight. `logits` reads the net's logits as prediction does."""
+class TextLoss(torch.nn.Module):
+    """The net with our loss on one row of logits a text (`logits(input_ids, attention_mask, chunk_owner)`, as
+    prediction reads them): for texts read as windows (long_text='chunks'), or with class weights
+    (class_weight='balanced': cross-entropy with per-class weights, or binary cross-entropy with per-label
+    pos_weight)."""
 
-    def __init__(self, net, logits, weights: np.ndarray, multi_label: bool):
+    # Trainer divides the loss by grad_accum itself only for a model that takes no loss kwargs (forward's `**_`
+    # would say it does): say so, as for the plain nets
+    accepts_loss_kwargs = False
+
+    def __init__(self, net, logits, multi_label: bool, weights: np.ndarray | None = None):
         super().__init__()
         self.net, self.logits, self.multi_label = net, logits, multi_label
-        self.register_buffer("weights", torch.as_tensor(weights, dtype=torch.float32))
+        self.register_buffer("weights", None if weights is None else torch.as_tensor(weights, dtype=torch.float32))
 
-    def forward(self, input_ids, attention_mask, labels=None, **_):
-        logits = self.logits(input_ids, attention_mask).float()
+    def forward(self, input_ids, attention_mask, labels=None, chunk_owner=None, **_):
+        logits = self.logits(input_ids, attention_mask, chunk_owner).float()
         out = {"logits": logits}
         if labels is not None:
-            w = self.weights.to(logits.device)
+            w = None if self.weights is None else self.weights.to(logits.device)
             if self.multi_label:
                 out["loss"] = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels.float(), pos_weight=w)
             else:

@@ -65,6 +65,28 @@ def corrupt_weight_files(path: str) -> list[tuple[str, str]]:
     return bad
 
 
+def lm_head_rows(model, path: str, token_ids: list[int]) -> torch.Tensor:
+    """(len(token_ids), hidden) float32: the rows of the causal LM's output layer (its LM head) for `token_ids`,
+    from a model loaded without it (e.g. `*ForSequenceClassification`): the input embeddings when the model ties
+    them (SmolLM2, Gemma 3), else `lm_head.weight` read from the folder's safetensors files."""
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    ids = torch.as_tensor(token_ids, dtype=torch.long)
+    if getattr(model.config, "tie_word_embeddings", False):
+        return model.get_input_embeddings().weight[ids].detach().float().clone()
+    if not Path(path).is_dir():
+        raise ConfigError(f"head_init='label_tokens' reads an untied LM head from the model's folder; {path} is not "
+                          "a folder (fetch the model, or use a local copy)")
+    for f in sorted(Path(path).glob("*.safetensors")):
+        with safe_open(str(f), framework="pt") as weights:
+            if "lm_head.weight" in weights.keys():
+                return weights.get_slice("lm_head.weight")[:][ids].float().clone()
+    raise ConfigError(f"head_init='label_tokens' needs the LM head's weights: {path} neither ties them to the input "
+                      "embeddings nor has an 'lm_head.weight' tensor in its .safetensors files")
+
+
 def load_tokenizer(path: str, trust_remote_code: bool = False):
     """The model's tokenizer, given a pad token when it has none (EOS, else UNK). Any id will do: every approach
     reads attention masks and positions, never pad ids."""

@@ -181,7 +181,12 @@ def model_card(record: dict, meta: dict, run_dir: Path) -> str:
               "`llmclf.load_run(THIS_FOLDER).predict_proba(texts)`.", ""]
     if meta["approach"] in LINEAR and not meta.get("portable"):
         lines += ["This linear model is a calibrated SVM, not a single weight matrix: load it with llmclf.", ""]
-    snippet, cfg = loading_snippet(meta), meta.get("config") or {}
+    cfg = meta.get("config") or {}
+    if cfg.get("long_text", "truncate") == "chunks":
+        lines += [f"This model reads a text as up to {cfg.get('max_chunks')} windows of {cfg.get('max_length')} "
+                  f"tokens ({cfg.get('chunk_stride')} shared) and pools them ({cfg.get('chunk_pooling')}): load it "
+                  "with llmclf, which windows texts as in training.", ""]
+    snippet = loading_snippet(meta)
     if snippet:
         what = ("`predict_proba(texts)` returns the probabilities above, in label order" if "def predict_proba"
                 in snippet else "`generate(texts)` returns the greedy answers (llmclf scores every label instead)")
@@ -201,6 +206,8 @@ def model_card(record: dict, meta: dict, run_dir: Path) -> str:
 def loading_snippet(meta: dict) -> str | None:
     """Python that predicts with transformers (and peft for an adapter) alone, for the approaches that allow it."""
     approach, cfg, base = meta["approach"], meta["config"], meta.get("base_model") or {}
+    if cfg.get("long_text", "truncate") == "chunks":
+        return None  # a snippet that read the first window only would predict otherwise than the run did
     adapter = base.get("needed") and cfg.get("use_lora") and not meta.get("merged")
     activation = "torch.sigmoid({})" if meta["multi_label"] else "torch.softmax({}, dim=-1)"
     head = [

@@ -15,6 +15,7 @@ runs:
     seeds: [0, 1, 2]             # sets the notebook's `seed`, one run each
 contrasts:                       # optional: the pre-specified comparisons, pairs of configuration labels
   - [embedding head, encoder]    # the report's primary family (F1 micro, Holm-adjusted), a sentence each
+max_held_out: 600                # optional: `llmclf confirm` scores at most this many held-out rows a task
 ```
 A run's parameters are the notebook config's documented defaults (what `llmclf params` prints: no caps, no model),
 overlaid with `defaults`, the task's, `params` and one grid point; never the parameters cell's literals, which are
@@ -39,7 +40,7 @@ import yaml
 
 from ..config import NOTEBOOKS_DIR, ConfigError, check_name, config_for
 
-STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs", "contrasts"}
+STUDY_KEYS = {"name", "description", "defaults", "tasks", "runs", "contrasts", "max_held_out"}
 
 
 def read_yaml(path: Path):
@@ -91,11 +92,17 @@ class RunSpec:
         return NOTEBOOKS_DIR / f"{self.notebook}.ipynb"
 
 
+# Parameters added after studies had run, at the values that do what the code did before them: a run that leaves
+# them there keeps the id it had, so adding an option renames no existing run (a changed spec is still a new run).
+NEUTRAL_DEFAULTS = {"long_text": "truncate", "max_chunks": 4, "chunk_stride": 0, "chunk_pooling": "mean",
+                    "head_init": "random"}
+
+
 def run_id(notebook: str, params: dict) -> str:
     # run_dir is where, save_model whether the model is kept: neither changes what a run measures
-    blob = json.dumps({"notebook": notebook, "params": {k: v for k, v in params.items()
-                                                        if k not in ("run_dir", "save_model")}},
-                      sort_keys=True, separators=(",", ":"))
+    kept = {k: v for k, v in params.items() if k not in ("run_dir", "save_model")
+            and not (k in NEUTRAL_DEFAULTS and v == NEUTRAL_DEFAULTS[k])}
+    blob = json.dumps({"notebook": notebook, "params": kept}, sort_keys=True, separators=(",", ":"))
     return f"{notebook}-{hashlib.sha256(blob.encode()).hexdigest()[:12]}"
 
 
@@ -244,7 +251,19 @@ def load_study(path: str | Path, notebooks_dir: Path = NOTEBOOKS_DIR) -> list[Ru
                               "remove one or make them differ")
         seen[spec.run_id] = spec
     study_contrasts(doc, specs, path)
+    study_max_held_out(doc, path)
     return specs
+
+
+def study_max_held_out(doc: dict, path: str | Path = "study") -> int | None:
+    """The study file's `max_held_out` (rows `llmclf confirm` scores a task at most), checked; None when unset."""
+    value = doc.get("max_held_out")
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{path}: 'max_held_out' must be a positive integer (held-out rows scored a task), "
+                          f"got {value!r}")
+    return value
 
 
 def study_contrasts(doc: dict, specs: list[RunSpec], path: str | Path = "study") -> list[list[str]]:
